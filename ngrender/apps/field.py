@@ -1,0 +1,105 @@
+"""GPU resources of a neural field (grid table + MLP weights) in either kernel variant.
+
+* ``baked``: MLP weights compiled into the shader as literals, grid table through a uniform texel buffer.
+  Fastest on CPU drivers, where every buffer read in a hot loop is a scalar loop; a weight change recompiles.
+* ``buffered``: grid in a storage buffer (packed fp16 when the model is fp16), weights in a uniform buffer.
+  For GPUs: a new model needs no recompile.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import glslgen
+from ..errors import ConfigError
+from ..model import Model
+from ..vk.device import Device
+from ..vk.resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
+
+VARIANTS = ("auto", "baked", "buffered")
+
+
+def choose_variant(device: Device, requested: str = "auto") -> str:
+    if requested not in VARIANTS:
+        raise ConfigError(f"unknown kernel variant {requested!r}; choose one of {', '.join(VARIANTS)}")
+    if requested == "auto":
+        return "baked" if device.info.is_cpu else "buffered"
+    return requested
+
+
+def _texel_format(n_features: int, half: bool) -> str:
+    width = {1: "r", 2: "rg", 4: "rgba", 8: "rgba"}[n_features]
+    return width + ("16f" if half else "32f")
+
+
+def pack_mlp_vec4(layers) -> np.ndarray:
+    """Layers (out, in) -> float32 rows zero-padded to a multiple of 4 inputs, concatenated (mlp_buffer.glsl)."""
+    rows = []
+    for w in layers:
+        padded = np.zeros((w.shape[0], -(-w.shape[1] // 4) * 4), dtype=np.float32)
+        padded[:, :w.shape[1]] = w
+        rows.append(padded.ravel())
+    return np.concatenate(rows)
+
+
+class FieldResources:
+    """Uploads one model's grid and MLP; gives the shader its bindings, defines and generated includes.
+
+    Bindings: GRID_BINDING = 0 (texel view or storage buffer) and, buffered only, MLP_BINDING = 2 (uniform).
+    """
+
+    def __init__(self, device: Device, model: Model, variant: str) -> None:
+        self.device, self.model, self.variant = device, model, variant
+        self._owned: list = []
+        half = model.storage_dtype == "float16"
+        table = model.grid_table.astype(np.float16 if half else np.float32)
+        try:
+            if variant == "baked":
+                grid_buffer = self._own(Buffer(device, table.nbytes, (TEXEL,), host=False))
+                grid_buffer.write(table)
+                self.grid = self._own(TexelBufferView(grid_buffer, _texel_format(model.geometry.n_features, half)))
+                self.weights = None
+            else:
+                self.grid = self._own(Buffer(device, table.nbytes, (STORAGE,), host=False))
+                self.grid.write(table)
+                packed = pack_mlp_vec4(model.layers)
+                limit = int(device.limits.maxUniformBufferRange)
+                if packed.nbytes > limit:
+                    raise ConfigError(f"MLP weights take {packed.nbytes} bytes, over this device's uniform-buffer "
+                                      f"limit of {limit}; use the baked variant")
+                self.weights = self._own(Buffer(device, packed.nbytes, (UNIFORM,), host=False))
+                self.weights.write(packed)
+        except BaseException:
+            self.destroy()
+            raise
+        self.half = half
+
+    def _own(self, obj):
+        self._owned.append(obj)
+        return obj
+
+    def defines(self) -> dict[str, int]:
+        out = glslgen.grid_defines(self.model.geometry)
+        out.update(glslgen.mlp_defines(self.model.layers, self.model.net.output_activation))
+        out["GRID_HALF"] = int(self.half)
+        out["MLP_VEC4S"] = sum(w.shape[0] * (-(-w.shape[1] // 4)) for w in self.model.layers)
+        out["BAKED"] = int(self.variant == "baked")
+        return out
+
+    def generated(self) -> dict[str, str]:
+        if self.variant == "baked":
+            variant = '#include "grid_texel.glsl"\n' + glslgen.baked_mlp(self.model.layers)
+        else:
+            variant = '#include "grid_buffer.glsl"\n#include "mlp_buffer.glsl"\n'
+        return {"generated/grid_levels.glsl": glslgen.level_table(self.model.geometry),
+                "generated/variant.glsl": variant}
+
+    def roles(self) -> dict[int, tuple[str, object]]:
+        """binding -> (role, resource) for the field's bindings."""
+        if self.variant == "baked":
+            return {0: (TEXEL, self.grid)}
+        return {0: (STORAGE, self.grid), 2: (UNIFORM, self.weights)}
+
+    def destroy(self) -> None:
+        for obj in reversed(self._owned):
+            obj.destroy()
+        self._owned = []

@@ -1,0 +1,29 @@
+"""Where ngrender keeps compiled SPIR-V and the driver's pipeline cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "NGRENDER_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """``$NGRENDER_CACHE_DIR``, else ``$XDG_CACHE_HOME/ngrender``, else ``~/.cache/ngrender``."""
+    if os.environ.get(CACHE_ENV):
+        root = Path(os.environ[CACHE_ENV])
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ngrender"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def configure_driver_cache() -> None:
+    """Point Mesa's shader cache at a fixed folder so lavapipe's first-dispatch JIT is paid once per shader.
+
+    Must run before the Vulkan instance is created; a folder the user already chose is kept.
+    """
+    if "MESA_SHADER_CACHE_DIR" not in os.environ:
+        path = cache_dir() / "mesa"
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ["MESA_SHADER_CACHE_DIR"] = str(path)
+    os.environ.setdefault("MESA_SHADER_CACHE_MAX_SIZE", "1G")

@@ -1,0 +1,184 @@
+"""Network config (tiny-cuda-nn / instant-ngp JSON schema) and weights (safetensors).
+
+A model file is one ``.safetensors`` holding
+
+* ``encoding.level.{l}``  the level-l grid table, shape (entries, n_features_per_level)
+* ``network.layer.{i}``   MLP layer i weight, shape (out, in) (tcnn's MLPs have no biases)
+
+and, in its metadata, ``ngrender`` = JSON ``{"format": 1, "app", "n_input_dims", "n_output_dims",
+"encoding", "network", "extra"}`` with ``encoding``/``network`` in the tcnn schema, so an instant-ngp
+``configs/*/base.json`` block can be used unchanged. Tensors are fp16 or fp32 on disk, fp32 in memory.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .encoding import GridGeometry, grid_geometry
+from .errors import ConfigError
+
+FORMAT_VERSION = 1
+HIDDEN_ACTIVATIONS = ("relu",)
+OUTPUT_ACTIVATIONS = ("none", "relu", "sigmoid", "exponential")
+MLP_OTYPES = ("fullyfusedmlp", "cutlassmlp", "mlp")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The MLP part of a tcnn config."""
+
+    n_neurons: int
+    n_hidden_layers: int
+    activation: str  # lower-case tcnn name
+    output_activation: str
+
+    @classmethod
+    def from_json(cls, network: Mapping[str, Any]) -> "NetworkConfig":
+        otype = str(network.get("otype", "FullyFusedMLP"))
+        if otype.lower() not in MLP_OTYPES:
+            raise ConfigError(f"network otype {otype!r} is not an MLP (FullyFusedMLP, CutlassMLP)")
+        act = str(network.get("activation", "ReLU")).lower()
+        out_act = str(network.get("output_activation", "None")).lower()
+        if act not in HIDDEN_ACTIVATIONS:
+            raise ConfigError(f"hidden activation {network.get('activation')!r} is not supported (ReLU)")
+        if out_act not in OUTPUT_ACTIVATIONS:
+            raise ConfigError(f"output activation {network.get('output_activation')!r} is not one of "
+                              "None, ReLU, Sigmoid, Exponential")
+        try:
+            n_neurons = int(network.get("n_neurons", 64))
+            n_hidden = int(network.get("n_hidden_layers", 2))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"network has a non-numeric field: {exc}") from None
+        if not 1 <= n_neurons <= 256 or not 1 <= n_hidden <= 8:
+            raise ConfigError(f"network size out of range: n_neurons {n_neurons} (1..256), "
+                              f"n_hidden_layers {n_hidden} (1..8)")
+        return cls(n_neurons, n_hidden, act, out_act)
+
+    def layer_shapes(self, n_in: int, n_out: int) -> list[tuple[int, int]]:
+        """(out, in) of each weight matrix: n_hidden_layers hidden layers, then the output layer."""
+        widths = [n_in] + [self.n_neurons] * self.n_hidden_layers + [n_out]
+        return [(widths[i + 1], widths[i]) for i in range(len(widths) - 1)]
+
+
+@dataclass
+class Model:
+    """A grid encoding + MLP with its weights (fp32 in memory) and app metadata."""
+
+    app: str
+    n_input_dims: int
+    n_output_dims: int
+    encoding: dict
+    network: dict
+    grid: list[np.ndarray]
+    layers: list[np.ndarray]
+    extra: dict = field(default_factory=dict)
+    storage_dtype: str = "float16"
+
+    def __post_init__(self) -> None:
+        self.geometry: GridGeometry = grid_geometry(self.encoding, self.n_input_dims)
+        self.net: NetworkConfig = NetworkConfig.from_json(self.network)
+        self.grid = [np.ascontiguousarray(g, dtype=np.float32) for g in self.grid]
+        self.layers = [np.ascontiguousarray(w, dtype=np.float32) for w in self.layers]
+        self.validate()
+
+    def validate(self, source: str = "model") -> None:
+        want_grid = self.geometry.level_shapes()
+        if len(self.grid) != len(want_grid):
+            raise ConfigError(f"{source}: {len(self.grid)} grid levels, config says {len(want_grid)}")
+        for lv, (have, want) in enumerate(zip(self.grid, want_grid)):
+            if tuple(have.shape) != want:
+                raise ConfigError(f"{source}: grid level {lv} has shape {tuple(have.shape)}, config says {want}")
+        want_mlp = self.net.layer_shapes(self.geometry.n_output_dims, self.n_output_dims)
+        if len(self.layers) != len(want_mlp):
+            raise ConfigError(f"{source}: {len(self.layers)} MLP layers, config says {len(want_mlp)}")
+        for i, (have, want) in enumerate(zip(self.layers, want_mlp)):
+            if tuple(have.shape) != want:
+                raise ConfigError(f"{source}: MLP layer {i} has shape {tuple(have.shape)}, config says {want}")
+        for name, arr in [("grid", g) for g in self.grid] + [("MLP", w) for w in self.layers]:
+            if not np.all(np.isfinite(arr)):
+                raise ConfigError(f"{source}: {name} weights contain NaN or Inf")
+
+    @property
+    def grid_table(self) -> np.ndarray:
+        """All levels concatenated, shape (n_entries, F): the layout the shaders index with level offsets."""
+        return np.concatenate(self.grid, axis=0)
+
+    @property
+    def n_params(self) -> int:
+        return sum(g.size for g in self.grid) + sum(w.size for w in self.layers)
+
+    def header(self) -> dict:
+        return {"format": FORMAT_VERSION, "app": self.app, "n_input_dims": self.n_input_dims,
+                "n_output_dims": self.n_output_dims, "encoding": self.encoding, "network": self.network,
+                "extra": self.extra}
+
+    def save(self, path: str | Path, dtype: str | None = None) -> None:
+        from safetensors.numpy import save_file
+
+        dtype = dtype or self.storage_dtype
+        tensors = {f"encoding.level.{i}": g.astype(dtype) for i, g in enumerate(self.grid)}
+        tensors.update({f"network.layer.{i}": w.astype(dtype) for i, w in enumerate(self.layers)})
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path), metadata={"ngrender": json.dumps(self.header())})
+
+
+def load_network_config(path: str | Path) -> dict:
+    """A tcnn/instant-ngp JSON config (``{"encoding": ..., "network": ...}``; other keys are ignored)."""
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"network config {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"network config {path} is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict) or "encoding" not in cfg or "network" not in cfg:
+        raise ConfigError(f"network config {path} needs 'encoding' and 'network' objects")
+    return cfg
+
+
+def load_model(path: str | Path) -> Model:
+    """Read and validate a model file; every problem is a ConfigError naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a readable safetensors file: {exc}") from None
+    if "ngrender" not in meta:
+        raise ConfigError(f"{path} has no 'ngrender' metadata (not an ngrender model file)")
+    try:
+        head = json.loads(meta["ngrender"])
+        app, n_in, n_out = head["app"], int(head["n_input_dims"]), int(head["n_output_dims"])
+        encoding, network = head["encoding"], head["network"]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: malformed 'ngrender' metadata ({exc})") from None
+    if head.get("format") != FORMAT_VERSION:
+        raise ConfigError(f"{path}: model format {head.get('format')!r}, this ngrender reads {FORMAT_VERSION}")
+    grid = _numbered(tensors, "encoding.level.", path)
+    layers = _numbered(tensors, "network.layer.", path)
+    dtypes = {str(t.dtype) for t in tensors.values()}
+    try:
+        return Model(app, n_in, n_out, encoding, network, grid, layers, head.get("extra", {}),
+                     "float16" if dtypes == {"float16"} else "float32")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _numbered(tensors: dict, prefix: str, path: Path) -> list[np.ndarray]:
+    keys = [k for k in tensors if k.startswith(prefix)]
+    try:
+        order = sorted(int(k[len(prefix):]) for k in keys)
+    except ValueError:
+        raise ConfigError(f"{path}: unexpected tensor name among {sorted(keys)}") from None
+    if order != list(range(len(order))):
+        raise ConfigError(f"{path}: tensors {prefix}* are not numbered 0..{len(order) - 1}")
+    return [tensors[f"{prefix}{i}"] for i in order]

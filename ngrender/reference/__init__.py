@@ -1,0 +1,1 @@
+"""NumPy golden model: every GPU kernel is tested against these functions."""

@@ -1,0 +1,56 @@
+"""Gigapixel image app: pixel -> image-plane coordinate -> grid encoding -> MLP -> RGB."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model import Model
+from .grid import encode_grid
+from .mlp import mlp_forward
+
+FULL_WINDOW = (0.0, 0.0, 1.0, 1.0)
+
+
+def pixel_step(width: int, height: int, window: tuple[float, float, float, float]) -> tuple[float, float]:
+    """Image-plane size of one pixel, in float32 (the value the shader receives)."""
+    x0, y0, x1, y1 = (np.float32(c) for c in window)
+    return (x1 - x0) / np.float32(width), (y1 - y0) / np.float32(height)
+
+
+def pixel_coords(width: int, height: int, window: tuple[float, float, float, float] = FULL_WINDOW,
+                 origin: tuple[int, int] = (0, 0), size: tuple[int, int] | None = None) -> np.ndarray:
+    """Image-plane coordinates (u right, v down, [0,1] covers the image) of pixel centres, (h*w, 2) float32.
+
+    ``origin``/``size`` select a tile of the ``width`` x ``height`` frame (all of it by default).
+    """
+    x0, y0 = np.float32(window[0]), np.float32(window[1])
+    du, dv = pixel_step(width, height, window)
+    tw, th = size or (width, height)
+    px = np.arange(origin[0], origin[0] + tw, dtype=np.float32) + np.float32(0.5)
+    py = np.arange(origin[1], origin[1] + th, dtype=np.float32) + np.float32(0.5)
+    u, v = np.meshgrid(x0 + px * du, y0 + py * dv)
+    return np.stack([u.ravel(), v.ravel()], axis=1).astype(np.float32)
+
+
+def shade(model: Model, uv: np.ndarray, background: float = 0.0) -> np.ndarray:
+    """Linear RGB in [0,1] (N, 3) for image-plane coordinates; outside the image is the background."""
+    inside = np.all((uv >= 0.0) & (uv <= 1.0), axis=1)
+    rgb = np.full((uv.shape[0], 3), np.float32(background), dtype=np.float32)
+    if inside.any():
+        feats = encode_grid(model.geometry, model.grid, uv[inside])
+        rgb[inside] = mlp_forward(model.layers, feats, model.net.output_activation)
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """The shaders' quantisation: floor(clamp(c, 0, 1) * 255 + 0.5)."""
+    return np.floor(np.clip(rgb, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+
+
+def render(model: Model, width: int, height: int,
+           window: tuple[float, float, float, float] = FULL_WINDOW, chunk: int = 1 << 16) -> np.ndarray:
+    """Reference frame, (height, width, 3) uint8."""
+    uv = pixel_coords(width, height, window)
+    out = np.empty((uv.shape[0], 3), dtype=np.uint8)
+    for start in range(0, uv.shape[0], chunk):
+        out[start:start + chunk] = to_uint8(shade(model, uv[start:start + chunk]))
+    return out.reshape(height, width, 3)

@@ -1,0 +1,125 @@
+"""Compute pipelines: descriptor layout from a binding list, push and specialization constants, dispatch."""
+from __future__ import annotations
+
+import struct
+from typing import Sequence
+
+from .device import Device
+from .live import Handle
+from .resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
+
+
+class ComputePipeline(Handle):
+    """One compute shader with set 0 = ``bindings`` (roles: storage / uniform / texel), a push-constant block
+    of ``push_size`` bytes and optional specialization constants ``{constant_id: int | float}``."""
+
+    kind = "compute_pipeline"
+
+    def __init__(self, device: Device, spirv: bytes, bindings: Sequence[str], push_size: int = 0,
+                 specialization: dict[int, int | float] | None = None, label: str = "kernel") -> None:
+        vk = device.vk
+        self.device, self.bindings, self.push_size, self.label = device, tuple(bindings), push_size, label
+        self._module = self._set_layout = self._layout = self._pipeline = self._pool = None
+        super().__init__()
+        try:
+            self._build(vk, spirv, specialization or {})
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _build(self, vk, spirv: bytes, specialization: dict[int, int | float]) -> None:
+        dev = self.device.handle
+        types = {STORAGE: vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, UNIFORM: vk.VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER,
+                 TEXEL: vk.VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER}
+        self._types = [types[role] for role in self.bindings]
+        layout_bindings = [vk.VkDescriptorSetLayoutBinding(binding=i, descriptorType=t, descriptorCount=1,
+                                                           stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT)
+                           for i, t in enumerate(self._types)]
+        self._set_layout = vk.vkCreateDescriptorSetLayout(dev, vk.VkDescriptorSetLayoutCreateInfo(
+            bindingCount=len(layout_bindings), pBindings=layout_bindings or None), None)
+        push_range = vk.VkPushConstantRange(stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT, offset=0,
+                                            size=self.push_size)
+        self._layout = vk.vkCreatePipelineLayout(dev, vk.VkPipelineLayoutCreateInfo(
+            setLayoutCount=1, pSetLayouts=[self._set_layout],
+            pushConstantRangeCount=1 if self.push_size else 0,
+            pPushConstantRanges=[push_range] if self.push_size else None), None)
+        self._module = vk.vkCreateShaderModule(dev, vk.VkShaderModuleCreateInfo(
+            codeSize=len(spirv), pCode=spirv), None)
+        # Keep every struct that owns pointers in a named variable (the package frees list members).
+        spec_data, spec_entries = b"", []
+        for cid, value in sorted(specialization.items()):
+            packed = struct.pack("<f" if isinstance(value, float) else "<I", value)
+            spec_entries.append(vk.VkSpecializationMapEntry(constantID=cid, offset=len(spec_data), size=4))
+            spec_data += packed
+        self._spec_bytes = vk.ffi.new("char[]", spec_data or b"\0")
+        spec_info = vk.VkSpecializationInfo(mapEntryCount=len(spec_entries), pMapEntries=spec_entries or None,
+                                            dataSize=len(spec_data), pData=self._spec_bytes) if spec_entries else None
+        stage = vk.VkPipelineShaderStageCreateInfo(stage=vk.VK_SHADER_STAGE_COMPUTE_BIT, module=self._module,
+                                                   pName="main", pSpecializationInfo=spec_info)
+        create = vk.VkComputePipelineCreateInfo(stage=stage, layout=self._layout)
+        self._pipeline = vk.vkCreateComputePipelines(dev, None, 1, [create], None)[0]
+        sizes = [vk.VkDescriptorPoolSize(type=t, descriptorCount=self._types.count(t)) for t in set(self._types)]
+        self._pool = vk.vkCreateDescriptorPool(dev, vk.VkDescriptorPoolCreateInfo(
+            maxSets=1, poolSizeCount=len(sizes), pPoolSizes=sizes or None), None) if sizes else None
+        self._set = None
+        if self._pool is not None:
+            alloc = vk.VkDescriptorSetAllocateInfo(descriptorPool=self._pool, descriptorSetCount=1,
+                                                   pSetLayouts=[self._set_layout])
+            self._set = vk.vkAllocateDescriptorSets(dev, alloc)[0]
+
+    def bind(self, resources: Sequence[Buffer | TexelBufferView]) -> None:
+        """Point set 0's bindings at ``resources`` (same order and roles as ``bindings``)."""
+        vk = self.device.vk
+        if len(resources) != len(self.bindings):
+            raise ValueError(f"{self.label}: {len(resources)} resources for {len(self.bindings)} bindings")
+        for i, (res, role) in enumerate(zip(resources, self.bindings)):
+            if role == TEXEL:
+                if not isinstance(res, TexelBufferView):
+                    raise TypeError(f"{self.label}: binding {i} needs a TexelBufferView")
+                views = vk.ffi.new("VkBufferView[1]", [res.handle])
+                write = vk.VkWriteDescriptorSet(dstSet=self._set, dstBinding=i, descriptorCount=1,
+                                                descriptorType=self._types[i], pTexelBufferView=views)
+                vk.vkUpdateDescriptorSets(self.device.handle, 1, [write], 0, None)
+            else:
+                info = vk.VkDescriptorBufferInfo(buffer=res.handle, offset=0, range=res.size)
+                write = vk.VkWriteDescriptorSet(dstSet=self._set, dstBinding=i, descriptorCount=1,
+                                                descriptorType=self._types[i], pBufferInfo=[info])
+                vk.vkUpdateDescriptorSets(self.device.handle, 1, [write], 0, None)
+
+    def record(self, cmd, groups: tuple[int, int, int], push: bytes = b"") -> None:
+        """Record bind + push constants + dispatch into a command buffer."""
+        vk = self.device.vk
+        vk.vkCmdBindPipeline(cmd, vk.VK_PIPELINE_BIND_POINT_COMPUTE, self._pipeline)
+        if self._set is not None:
+            vk.vkCmdBindDescriptorSets(cmd, vk.VK_PIPELINE_BIND_POINT_COMPUTE, self._layout, 0, 1,
+                                       [self._set], 0, None)
+        if self.push_size:
+            if len(push) != self.push_size:
+                raise ValueError(f"{self.label}: push constants are {len(push)} bytes, expected {self.push_size}")
+            data = vk.ffi.new("char[]", push)
+            vk.vkCmdPushConstants(cmd, self._layout, vk.VK_SHADER_STAGE_COMPUTE_BIT, 0, self.push_size, data)
+        vk.vkCmdDispatch(cmd, *groups)
+
+    def _release(self) -> None:
+        vk, dev = self.device.vk, self.device.handle
+        if self._pipeline is not None:
+            vk.vkDestroyPipeline(dev, self._pipeline, None)
+        if self._pool is not None:
+            vk.vkDestroyDescriptorPool(dev, self._pool, None)
+        if self._module is not None:
+            vk.vkDestroyShaderModule(dev, self._module, None)
+        if self._layout is not None:
+            vk.vkDestroyPipelineLayout(dev, self._layout, None)
+        if self._set_layout is not None:
+            vk.vkDestroyDescriptorSetLayout(dev, self._set_layout, None)
+
+
+def compute_barrier(device: Device, cmd) -> None:
+    """Make one dispatch's storage writes visible to the next dispatch and to host reads."""
+    vk = device.vk
+    barrier = vk.VkMemoryBarrier(srcAccessMask=vk.VK_ACCESS_SHADER_WRITE_BIT,
+                                 dstAccessMask=vk.VK_ACCESS_SHADER_READ_BIT | vk.VK_ACCESS_HOST_READ_BIT
+                                 | vk.VK_ACCESS_TRANSFER_READ_BIT)
+    vk.vkCmdPipelineBarrier(cmd, vk.VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                            vk.VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | vk.VK_PIPELINE_STAGE_HOST_BIT
+                            | vk.VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, [barrier], 0, None, 0, None)

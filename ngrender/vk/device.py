@@ -1,0 +1,240 @@
+"""Vulkan instance, physical-device choice, compute queue, validation messages, one-shot submission."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from ..cache import configure_driver_cache
+from ..errors import DeviceError
+from .live import Handle
+
+DEVICE_ENV = "NGRENDER_DEVICE"
+VALIDATION_ENV = "NGRENDER_VALIDATION"
+VALIDATION_LAYER = "VK_LAYER_KHRONOS_validation"
+
+# Preference when no device is named: real GPUs first, then the CPU driver (lavapipe).
+_TYPE_RANK = {"discrete": 0, "integrated": 1, "virtual": 2, "other": 3, "cpu": 4}
+
+
+def load_vulkan():
+    """The `vulkan` module, or a DeviceError that says how to get a loader."""
+    try:
+        import vulkan
+    except OSError as exc:  # cffi raises this when libvulkan.so.1 is missing
+        raise DeviceError(f"no Vulkan loader found ({exc}); install libvulkan1 and a driver "
+                          "(mesa-vulkan-drivers for the CPU)") from None
+    return vulkan
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    type: str  # discrete | integrated | virtual | cpu | other
+    api_version: str
+    driver: str
+    vendor_id: int
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.type == "cpu"
+
+    def __str__(self) -> str:
+        return f"[{self.index}] {self.name} ({self.type}, Vulkan {self.api_version}, {self.driver})"
+
+
+# Validation messages are routed here by the one process-wide callback the `vulkan` package allows.
+_message_sinks: list[list[str]] = []
+
+
+def _on_debug_message(severity, types, data, user_data) -> int:
+    vk = load_vulkan()
+    text = vk.ffi.string(data.pMessage).decode("utf-8", "replace")
+    for sink in _message_sinks:
+        sink.append(text)
+    return 0
+
+
+def validation_enabled_by_env() -> bool:
+    return os.environ.get(VALIDATION_ENV, "").lower() in ("1", "true", "yes", "on")
+
+
+class Device(Handle):
+    """A Vulkan device with one compute queue; owns the instance, a command pool and a fence."""
+
+    kind = "device"
+
+    def __init__(self, selector: str | int | None = None, validation: bool | None = None,
+                 instance_extensions: tuple[str, ...] = (), device_extensions: tuple[str, ...] = ()) -> None:
+        configure_driver_cache()
+        vk = self.vk = load_vulkan()
+        self.validation = validation_enabled_by_env() if validation is None else validation
+        self.messages: list[str] = []
+        self._instance = self._messenger = self._device = self._pool = self._fence = None
+        super().__init__()
+        try:
+            self._create_instance(instance_extensions)
+            self.physical, self.info = self._choose(selector)
+            self._create_device(device_extensions)
+        except BaseException:
+            self.destroy()
+            raise
+
+    # -- creation -------------------------------------------------------------------------------
+    def _create_instance(self, extensions: tuple[str, ...]) -> None:
+        vk = self.vk
+        layers, exts = [], list(extensions)
+        if self.validation:
+            available = {p.layerName for p in vk.vkEnumerateInstanceLayerProperties()}
+            if VALIDATION_LAYER not in available:
+                raise DeviceError(f"validation requested but {VALIDATION_LAYER} is not installed "
+                                  "(Debian: vulkan-validationlayers)")
+            layers.append(VALIDATION_LAYER)
+            exts.append(vk.VK_EXT_DEBUG_UTILS_EXTENSION_NAME)
+        app_info = vk.VkApplicationInfo(pApplicationName="ngrender", applicationVersion=1, pEngineName="ngrender",
+                                        engineVersion=1, apiVersion=vk.VK_MAKE_VERSION(1, 1, 0))
+        create = vk.VkInstanceCreateInfo(pApplicationInfo=app_info, enabledLayerCount=len(layers),
+                                         ppEnabledLayerNames=layers, enabledExtensionCount=len(exts),
+                                         ppEnabledExtensionNames=exts)
+        try:
+            self._instance = vk.vkCreateInstance(create, None)
+        except (vk.VkErrorIncompatibleDriver, vk.VkErrorInitializationFailed) as exc:
+            raise DeviceError(f"no Vulkan driver found ({type(exc).__name__}); install a driver "
+                              "(mesa-vulkan-drivers gives lavapipe on the CPU)") from None
+        except vk.VkErrorExtensionNotPresent:
+            raise DeviceError(f"Vulkan instance extensions not available: {exts}") from None
+        if self.validation:
+            _message_sinks.append(self.messages)
+            severity = (vk.VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT
+                        | vk.VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)
+            types = (vk.VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT
+                     | vk.VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT
+                     | vk.VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT)
+            info = vk.VkDebugUtilsMessengerCreateInfoEXT(messageSeverity=severity, messageType=types,
+                                                         pfnUserCallback=_on_debug_message)
+            create_fn = vk.vkGetInstanceProcAddr(self._instance, "vkCreateDebugUtilsMessengerEXT")
+            self._messenger = create_fn(self._instance, info, None)
+
+    def _choose(self, selector: str | int | None):
+        vk = self.vk
+        physicals = vk.vkEnumeratePhysicalDevices(self._instance)
+        if not physicals:
+            raise DeviceError("no Vulkan device found; install a driver (mesa-vulkan-drivers gives lavapipe)")
+        infos = [describe_physical(vk, i, p) for i, p in enumerate(physicals)]
+        selector = os.environ.get(DEVICE_ENV) if selector in (None, "") else selector
+        if selector in (None, ""):
+            best = min(infos, key=lambda d: (_TYPE_RANK.get(d.type, 9), d.index))
+            return physicals[best.index], best
+        chosen = select_device(infos, selector)
+        return physicals[chosen.index], chosen
+
+    def _create_device(self, extensions: tuple[str, ...]) -> None:
+        vk = self.vk
+        families = vk.vkGetPhysicalDeviceQueueFamilyProperties(self.physical)
+        compute = [i for i, f in enumerate(families) if f.queueFlags & vk.VK_QUEUE_COMPUTE_BIT]
+        if not compute:
+            raise DeviceError(f"{self.info.name} has no compute queue")
+        self.queue_family = compute[0]
+        queue_info = vk.VkDeviceQueueCreateInfo(queueFamilyIndex=self.queue_family, queueCount=1,
+                                                pQueuePriorities=[1.0])
+        exts = list(extensions)
+        create = vk.VkDeviceCreateInfo(queueCreateInfoCount=1, pQueueCreateInfos=[queue_info],
+                                       enabledExtensionCount=len(exts), ppEnabledExtensionNames=exts)
+        self._device = vk.vkCreateDevice(self.physical, create, None)
+        self.queue = vk.vkGetDeviceQueue(self._device, self.queue_family, 0)
+        pool_info = vk.VkCommandPoolCreateInfo(queueFamilyIndex=self.queue_family,
+                                               flags=vk.VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT)
+        self._pool = vk.vkCreateCommandPool(self._device, pool_info, None)
+        alloc = vk.VkCommandBufferAllocateInfo(commandPool=self._pool, level=vk.VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                               commandBufferCount=1)
+        self.command_buffer = vk.vkAllocateCommandBuffers(self._device, alloc)[0]
+        self._fence = vk.vkCreateFence(self._device, vk.VkFenceCreateInfo(), None)
+        self.properties = vk.vkGetPhysicalDeviceProperties(self.physical)
+        self.limits = self.properties.limits
+        self.memory_properties = vk.vkGetPhysicalDeviceMemoryProperties(self.physical)
+        self.timestamp_period_ns = float(self.limits.timestampPeriod)
+        self.timestamps_supported = bool(families[self.queue_family].timestampValidBits) and \
+            self.timestamp_period_ns > 0
+
+    # -- use ------------------------------------------------------------------------------------
+    @property
+    def handle(self):
+        return self._device
+
+    def submit(self, record: Callable[[object], None]) -> None:
+        """Record commands with ``record(command_buffer)``, submit them and wait for completion."""
+        vk = self.vk
+        cmd = self.command_buffer
+        vk.vkResetCommandBuffer(cmd, 0)
+        vk.vkBeginCommandBuffer(cmd, vk.VkCommandBufferBeginInfo(
+            flags=vk.VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT))
+        record(cmd)
+        vk.vkEndCommandBuffer(cmd)
+        submit = vk.VkSubmitInfo(commandBufferCount=1, pCommandBuffers=[cmd])
+        vk.vkResetFences(self._device, 1, [self._fence])
+        vk.vkQueueSubmit(self.queue, 1, [submit], self._fence)
+        vk.vkWaitForFences(self._device, 1, [self._fence], vk.VK_TRUE, 0xFFFFFFFFFFFFFFFF)
+
+    def take_messages(self) -> list[str]:
+        """Validation messages since the last call (empty when validation is off)."""
+        out, self.messages[:] = list(self.messages), []
+        return out
+
+    def _release(self) -> None:
+        vk = self.vk
+        if self._device is not None:
+            vk.vkDeviceWaitIdle(self._device)
+            if self._fence is not None:
+                vk.vkDestroyFence(self._device, self._fence, None)
+            if self._pool is not None:
+                vk.vkDestroyCommandPool(self._device, self._pool, None)
+            vk.vkDestroyDevice(self._device, None)
+        if self._messenger is not None:
+            destroy_fn = vk.vkGetInstanceProcAddr(self._instance, "vkDestroyDebugUtilsMessengerEXT")
+            destroy_fn(self._instance, self._messenger, None)
+        if self.messages in _message_sinks:
+            _message_sinks.remove(self.messages)
+        if self._instance is not None:
+            vk.vkDestroyInstance(self._instance, None)
+
+
+def describe_physical(vk, index: int, physical) -> DeviceInfo:
+    props = vk.vkGetPhysicalDeviceProperties(physical)
+    kinds = {vk.VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: "discrete",
+             vk.VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: "integrated",
+             vk.VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: "virtual", vk.VK_PHYSICAL_DEVICE_TYPE_CPU: "cpu"}
+    api = props.apiVersion
+    version = f"{vk.VK_VERSION_MAJOR(api)}.{vk.VK_VERSION_MINOR(api)}.{vk.VK_VERSION_PATCH(api)}"
+    driver = f"driver 0x{props.driverVersion:x}"
+    return DeviceInfo(index, props.deviceName, kinds.get(props.deviceType, "other"), version, driver,
+                      props.vendorID)
+
+
+def select_device(infos: list[DeviceInfo], selector: str | int) -> DeviceInfo:
+    """Pick by index or by case-insensitive name substring; a clear error lists what exists."""
+    listing = "; ".join(str(d) for d in infos)
+    text = str(selector).strip()
+    if text.isdigit():
+        idx = int(text)
+        if idx < len(infos):
+            return infos[idx]
+        raise DeviceError(f"no Vulkan device with index {idx}; available: {listing}")
+    matches = [d for d in infos if text.lower() in d.name.lower()]
+    if not matches:
+        raise DeviceError(f"no Vulkan device matches {text!r}; available: {listing}")
+    return matches[0]
+
+
+def list_devices() -> list[DeviceInfo]:
+    """All physical devices, without creating a logical device."""
+    vk = load_vulkan()
+    app = vk.VkApplicationInfo(pApplicationName="ngrender", apiVersion=vk.VK_MAKE_VERSION(1, 1, 0))
+    try:
+        instance = vk.vkCreateInstance(vk.VkInstanceCreateInfo(pApplicationInfo=app), None)
+    except (vk.VkErrorIncompatibleDriver, vk.VkErrorInitializationFailed):
+        raise DeviceError("no Vulkan driver found; install mesa-vulkan-drivers (lavapipe) or a GPU driver") from None
+    try:
+        return [describe_physical(vk, i, p) for i, p in enumerate(vk.vkEnumeratePhysicalDevices(instance))]
+    finally:
+        vk.vkDestroyInstance(instance, None)

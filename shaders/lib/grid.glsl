@@ -1,0 +1,50 @@
+// Multi-resolution grid encoding (hash / dense / low-res dense), tcnn's arithmetic.
+// Needs: GRID_DIMS, GRID_LEVELS, GRID_F, the LEVEL_* constant tables (generated/grid_levels.glsl)
+// and `void grid_load(uint entry, out float v[GRID_F])` from the kernel variant.
+#include "hash.glsl"
+
+#if GRID_DIMS == 2
+#define gvec vec2
+#define guvec uvec2
+#define givec ivec2
+#else
+#define gvec vec3
+#define guvec uvec3
+#define givec ivec3
+#endif
+
+uint grid_index(const int level, guvec c) {
+    uint index;
+    if (LEVEL_HASHED[level]) {
+        index = grid_hash(c) & (LEVEL_SIZE[level] - 1u);  // T is a power of two: modulo is a mask
+    } else {
+        uint res = LEVEL_RES[level];
+#if GRID_DIMS == 2
+        index = (c.x + c.y * res) % LEVEL_SIZE[level];
+#else
+        index = (c.x + (c.y + c.z * res) * res) % LEVEL_SIZE[level];
+#endif
+    }
+    return LEVEL_OFFSET[level] + index;
+}
+
+void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
+    [[unroll]] for (int i = 0; i < GRID_LEVELS * GRID_F; ++i) feat[i] = 0.0;
+    [[unroll]] for (int l = 0; l < GRID_LEVELS; ++l) {
+        gvec pos = fma(gvec(LEVEL_SCALE[l]), x, gvec(0.5));
+        gvec cellf = floor(pos);
+        gvec frac = pos - cellf;
+        guvec cell = guvec(givec(cellf));
+        [[unroll]] for (int corner = 0; corner < (1 << GRID_DIMS); ++corner) {
+            float w = 1.0;
+            guvec c = cell;
+            [[unroll]] for (int d = 0; d < GRID_DIMS; ++d) {
+                if ((corner & (1 << d)) != 0) { w *= frac[d]; c[d] += 1u; }
+                else { w *= 1.0 - frac[d]; }
+            }
+            float v[GRID_F];
+            grid_load(grid_index(l, c), v);
+            [[unroll]] for (int f = 0; f < GRID_F; ++f) feat[l * GRID_F + f] += w * v[f];
+        }
+    }
+}
