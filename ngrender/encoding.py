@@ -7,7 +7,8 @@ instant-ngp configs and weights line up entry for entry:
 * resolution   ``res_l = ceil(s_l) + 1``
 * entries      ``min(next_multiple(res_l ** d, 8), T)`` for hash grids, ``next_multiple(res_l ** d, 8)``
   for dense grids (the low-resolution dense grid is a dense grid with per-level scale 1); a level is *hashed* when its dense size would exceed the table size T.
-* position     ``p = s_l * x + 0.5``, corner ``floor(p)``, fraction ``p - floor(p)``.
+* position     ``p = s_l * x + 0.5``, corner ``floor(p)``, fraction ``p - floor(p)`` (tcnn uses fmaf; we round
+  the product and the sum separately, which every driver reproduces bit for bit).
 """
 from __future__ import annotations
 

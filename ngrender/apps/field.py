@@ -93,8 +93,8 @@ class FieldResources:
         return {"generated/grid_levels.glsl": glslgen.level_table(self.model.geometry),
                 "generated/variant.glsl": variant}
 
-    def roles(self) -> dict[int, tuple[str, object]]:
-        """binding -> (role, resource) for the field's bindings."""
+    def bindings(self) -> dict[int, tuple[str, object]]:
+        """{binding: (role, resource)} of the field's bindings."""
         if self.variant == "baked":
             return {0: (TEXEL, self.grid)}
         return {0: (STORAGE, self.grid), 2: (UNIFORM, self.weights)}

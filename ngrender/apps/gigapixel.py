@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..model import Model
 from ..reference.gigapixel import pixel_step
 from ..shaders import compile_shader
-from ..vk.compute import ComputePipeline, compute_barrier
+from ..vk.compute import compute_barrier, create_bound_pipeline
 from ..vk.device import Device
 from ..vk.resources import STORAGE, Buffer
 from .field import FieldResources, choose_variant
@@ -57,12 +57,9 @@ class GigapixelApp:
             self.field = FieldResources(device, model, self.variant)
             self.output = Buffer(device, max_tile[0] * max_tile[1] * 4, (STORAGE,), host=True)
             spirv = compile_shader(SHADER, self.field.defines(), self.field.generated())
-            roles = self.field.roles()
-            roles[1] = (STORAGE, self.output)
-            order = sorted(roles)
-            self.pipeline = ComputePipeline(device, spirv, [roles[i][0] for i in order], push_size=PUSH.size,
-                                            label=self.kernel_label)
-            self.pipeline.bind([roles[i][1] for i in order])
+            bindings = self.field.bindings()
+            bindings[1] = (STORAGE, self.output)
+            self.pipeline = create_bound_pipeline(device, spirv, bindings, PUSH.size, self.kernel_label)
         except BaseException:
             self.destroy()
             raise

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Sequence
+from typing import Mapping
 
 from .device import Device
 from .live import Handle
@@ -10,15 +10,15 @@ from .resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
 
 
 class ComputePipeline(Handle):
-    """One compute shader with set 0 = ``bindings`` (roles: storage / uniform / texel), a push-constant block
-    of ``push_size`` bytes and optional specialization constants ``{constant_id: int | float}``."""
+    """One compute shader with set 0 = ``bindings`` ({binding: role}, roles storage / uniform / texel), a
+    push-constant block of ``push_size`` bytes and optional specialization constants ``{constant_id: value}``."""
 
     kind = "compute_pipeline"
 
-    def __init__(self, device: Device, spirv: bytes, bindings: Sequence[str], push_size: int = 0,
+    def __init__(self, device: Device, spirv: bytes, bindings: Mapping[int, str], push_size: int = 0,
                  specialization: dict[int, int | float] | None = None, label: str = "kernel") -> None:
         vk = device.vk
-        self.device, self.bindings, self.push_size, self.label = device, tuple(bindings), push_size, label
+        self.device, self.bindings, self.push_size, self.label = device, dict(bindings), push_size, label
         self._module = self._set_layout = self._layout = self._pipeline = self._pool = None
         super().__init__()
         try:
@@ -31,10 +31,10 @@ class ComputePipeline(Handle):
         dev = self.device.handle
         types = {STORAGE: vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, UNIFORM: vk.VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER,
                  TEXEL: vk.VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER}
-        self._types = [types[role] for role in self.bindings]
-        layout_bindings = [vk.VkDescriptorSetLayoutBinding(binding=i, descriptorType=t, descriptorCount=1,
+        self._types = {b: types[role] for b, role in self.bindings.items()}
+        layout_bindings = [vk.VkDescriptorSetLayoutBinding(binding=b, descriptorType=t, descriptorCount=1,
                                                            stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT)
-                           for i, t in enumerate(self._types)]
+                           for b, t in sorted(self._types.items())]
         self._set_layout = vk.vkCreateDescriptorSetLayout(dev, vk.VkDescriptorSetLayoutCreateInfo(
             bindingCount=len(layout_bindings), pBindings=layout_bindings or None), None)
         push_range = vk.VkPushConstantRange(stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT, offset=0,
@@ -58,7 +58,8 @@ class ComputePipeline(Handle):
                                                    pName="main", pSpecializationInfo=spec_info)
         create = vk.VkComputePipelineCreateInfo(stage=stage, layout=self._layout)
         self._pipeline = vk.vkCreateComputePipelines(dev, None, 1, [create], None)[0]
-        sizes = [vk.VkDescriptorPoolSize(type=t, descriptorCount=self._types.count(t)) for t in set(self._types)]
+        kinds = list(self._types.values())
+        sizes = [vk.VkDescriptorPoolSize(type=t, descriptorCount=kinds.count(t)) for t in set(kinds)]
         self._pool = vk.vkCreateDescriptorPool(dev, vk.VkDescriptorPoolCreateInfo(
             maxSets=1, poolSizeCount=len(sizes), pPoolSizes=sizes or None), None) if sizes else None
         self._set = None
@@ -67,12 +68,14 @@ class ComputePipeline(Handle):
                                                    pSetLayouts=[self._set_layout])
             self._set = vk.vkAllocateDescriptorSets(dev, alloc)[0]
 
-    def bind(self, resources: Sequence[Buffer | TexelBufferView]) -> None:
-        """Point set 0's bindings at ``resources`` (same order and roles as ``bindings``)."""
+    def bind(self, resources: Mapping[int, Buffer | TexelBufferView]) -> None:
+        """Point set 0's bindings at ``resources`` ({binding: resource}, one for every binding)."""
         vk = self.device.vk
-        if len(resources) != len(self.bindings):
-            raise ValueError(f"{self.label}: {len(resources)} resources for {len(self.bindings)} bindings")
-        for i, (res, role) in enumerate(zip(resources, self.bindings)):
+        if set(resources) != set(self.bindings):
+            raise ValueError(f"{self.label}: resources for bindings {sorted(resources)}, "
+                             f"pipeline has {sorted(self.bindings)}")
+        for i, res in sorted(resources.items()):
+            role = self.bindings[i]
             if role == TEXEL:
                 if not isinstance(res, TexelBufferView):
                     raise TypeError(f"{self.label}: binding {i} needs a TexelBufferView")
@@ -123,3 +126,16 @@ def compute_barrier(device: Device, cmd) -> None:
     vk.vkCmdPipelineBarrier(cmd, vk.VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                             vk.VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | vk.VK_PIPELINE_STAGE_HOST_BIT
                             | vk.VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, [barrier], 0, None, 0, None)
+
+
+def create_bound_pipeline(device: Device, spirv: bytes, bindings: Mapping[int, tuple[str, object]],
+                          push_size: int = 0, label: str = "kernel") -> ComputePipeline:
+    """A pipeline whose set 0 is laid out from, and bound to, ``{binding: (role, resource)}``."""
+    pipeline = ComputePipeline(device, spirv, {b: role for b, (role, _) in bindings.items()}, push_size,
+                               label=label)
+    try:
+        pipeline.bind({b: res for b, (_, res) in bindings.items()})
+    except BaseException:
+        pipeline.destroy()
+        raise
+    return pipeline

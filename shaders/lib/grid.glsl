@@ -31,7 +31,9 @@ uint grid_index(const int level, guvec c) {
 void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
     [[unroll]] for (int i = 0; i < GRID_LEVELS * GRID_F; ++i) feat[i] = 0.0;
     [[unroll]] for (int l = 0; l < GRID_LEVELS; ++l) {
-        gvec pos = fma(gvec(LEVEL_SCALE[l]), x, gvec(0.5));
+        // tcnn uses fmaf here; a separate multiply and add (precise: never contracted) gives the same bits
+        // on every driver (lavapipe lowers fma to mul+add), at most 1 ulp of pos away from tcnn.
+        precise gvec pos = gvec(LEVEL_SCALE[l]) * x + gvec(0.5);
         gvec cellf = floor(pos);
         gvec frac = pos - cellf;
         guvec cell = guvec(givec(cellf));

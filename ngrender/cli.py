@@ -1,0 +1,195 @@
+"""Command line: ``ngrender render | info | bench | train`` (``python main.py ...`` is the same)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import NgrenderError
+
+
+def _window(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"window {text!r} must be four numbers x0,y0,x1,y1") from None
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"window {text!r} must be four numbers x0,y0,x1,y1")
+    return values
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} must look like 1024x1024") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    return w, h
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise NgrenderError(f"cannot write {path}: folder {parent} does not exist")
+    if path.is_dir():
+        raise NgrenderError(f"cannot write {path}: it is a directory")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise NgrenderError(f"cannot write {path}: permission denied")
+
+
+def _device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="Vulkan device index or name substring (default: a GPU, else lavapipe; "
+                                    "env NGRENDER_DEVICE)")
+    p.add_argument("--validation", action="store_true", help="enable the Khronos validation layer")
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .session import RenderSession
+
+    out = Path(args.out)
+    _check_writable(out)
+    with RenderSession.from_scene(args.scene, device=args.device, variant=args.variant, tile=args.tile,
+                                  validation=args.validation) as session:
+        width = args.width or session.scene.width
+        height = args.height or session.scene.height
+        view = session.view(window=args.window)
+        progress = None
+        if width * height >= 1 << 24 and sys.stderr.isatty():
+            from tqdm import tqdm
+            bar = tqdm(total=height, unit="row", desc="render")
+            progress = lambda done, total: bar.update(done - bar.n)  # noqa: E731
+        stats = session.renderer.render_to_png(out, width, height, view, progress)
+        print(f"{out}: {stats.summary()} [{session.device.info.name}, {session.app.variant} variant]")
+        session.check_validation()
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import shaders
+    from .cache import cache_dir
+    from .vk.device import Device, list_devices
+
+    devices = list_devices()
+    print("Vulkan devices:")
+    for info in devices:
+        print(f"  {info}")
+    with Device(args.device, validation=args.validation) as device:
+        lim = device.limits
+        print(f"chosen: {device.info}")
+        print(f"  kernel variant (auto): {'baked' if device.info.is_cpu else 'buffered'}")
+        print(f"  timestamps: {'yes' if device.timestamps_supported else 'no'} "
+              f"(period {device.timestamp_period_ns:g} ns)")
+        print(f"  max texel-buffer elements: {lim.maxTexelBufferElements:,}")
+        print(f"  max uniform-buffer range: {lim.maxUniformBufferRange:,} B, "
+              f"max storage-buffer range: {lim.maxStorageBufferRange:,} B")
+        print(f"  max workgroup invocations: {lim.maxComputeWorkGroupInvocations}, "
+              f"shared memory: {lim.maxComputeSharedMemorySize // 1024} KiB")
+        print(f"  validation layer: {'on' if device.validation else 'off'}")
+    print(f"GLSL compiler: {shaders.compiler().version}")
+    print(f"cache: {cache_dir()} (MESA_SHADER_CACHE_DIR={os.environ.get('MESA_SHADER_CACHE_DIR')})")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_gigapixel
+
+    if args.app != "gigapixel":
+        raise NgrenderError(f"bench for app {args.app!r} is not available yet (gigapixel is)")
+    bench_gigapixel(args.scene, sizes=args.sizes, repeats=args.repeats, device=args.device,
+                    variant=args.variant, validation=args.validation)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.app != "gigapixel":
+        raise NgrenderError(f"training app {args.app!r} is not available yet (gigapixel is)")
+    try:
+        from .train import gigapixel as trainer
+    except ImportError as exc:
+        raise NgrenderError(f"training needs the [train] extra (PyTorch CPU): {exc}") from None
+    from .data.images import resolve_image
+
+    out = Path(args.out)
+    _check_writable(out)
+    image = resolve_image(args.image)
+    result = trainer.train(image, args.config, steps=args.steps, time_budget=args.time_budget,
+                           batch=args.batch, seed=args.seed)
+    result.model.save(out)
+    size = out.stat().st_size / 2**20
+    print(f"{out}: {result.model.geometry.describe()}; {result.model.n_params:,} parameters, {size:.2f} MiB; "
+          f"{result.steps} steps in {result.seconds:.0f} s; PSNR {result.psnr:.2f} dB against {image.name} "
+          f"at {result.model.extra['source_size'][0]}x{result.model.extra['source_size'][1]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ngrender", description="Neural-graphics renderer on Vulkan compute.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("render", help="render a scene to a PNG (any size: large frames are tiled and streamed)")
+    p.add_argument("scene", help="scene JSON file (e.g. scenes/gigapixel.json)")
+    p.add_argument("--out", required=True, help="output PNG path")
+    p.add_argument("--width", type=_positive, help="frame width (default: the scene's)")
+    p.add_argument("--height", type=_positive, help="frame height (default: the scene's)")
+    p.add_argument("--variant", choices=("auto", "baked", "buffered"),
+                   help="kernel variant (auto: baked on CPU drivers, buffered on GPUs)")
+    p.add_argument("--window", type=_window, help="gigapixel view window x0,y0,x1,y1 in image units "
+                                                  "(0,0,1,1 is the whole image)")
+    p.add_argument("--tile", type=_size, help="largest tile per dispatch, e.g. 1024x1024")
+    _device_args(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("info", help="list Vulkan devices, the chosen one and the features ngrender uses")
+    _device_args(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("bench", help="fused Vulkan vs NumPy reference vs PyTorch CPU on the same frame")
+    p.add_argument("app", choices=("gigapixel",))
+    p.add_argument("--scene", default=None, help="scene to benchmark (default: the app's default scene)")
+    p.add_argument("--sizes", type=_positive, nargs="+", default=[256, 1024], help="square frame sizes")
+    p.add_argument("--repeats", type=_positive, default=5, help="timed runs per measurement (median)")
+    p.add_argument("--variant", choices=("auto", "baked", "buffered"), default="auto")
+    _device_args(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train", help="fit a model to real data (extra [train], PyTorch CPU)")
+    p.add_argument("app", choices=("gigapixel",))
+    p.add_argument("--image", default="shadedrelief",
+                   help="image file, or a bundled name: shadedrelief (10800x5400), bmng (5400x2700), etopo1")
+    p.add_argument("--config", help="tcnn/instant-ngp network config JSON (default configs/gigapixel_hash.json)")
+    p.add_argument("--out", required=True, help="output model (.safetensors)")
+    p.add_argument("--steps", type=_positive, default=20000)
+    p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--batch", type=_positive, default=1 << 16)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NgrenderError as exc:
+        print(f"ngrender: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ngrender: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

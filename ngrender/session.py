@@ -1,0 +1,67 @@
+"""Scene file -> model -> device -> app -> Renderer, owned together and destroyed together."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .apps import create_app
+from .apps.gigapixel import GigapixelView
+from .errors import ConfigError, NgrenderError
+from .model import Model, load_model
+from .render import Renderer
+from .scene import Scene, load_scene
+from .vk.device import Device
+
+
+class RenderSession:
+    """Everything needed to render one model; a context manager that releases every Vulkan object."""
+
+    def __init__(self, model: Model, scene: Scene | None = None, device: str | int | None = None,
+                 variant: str | None = None, tile: tuple[int, int] | None = None,
+                 validation: bool | None = None) -> None:
+        self.model, self.scene = model, scene
+        self.device = Device(device, validation=validation)
+        self.app = self.renderer = None
+        try:
+            variant = variant or (scene.variant if scene else "auto")
+            tile = tile or (scene.tile if scene else (1024, 1024))
+            self.app = create_app(self.device, model, variant, max_tile=tile)
+            self.renderer = Renderer(self.device, self.app)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_scene(cls, path: str | Path, **options) -> "RenderSession":
+        scene = load_scene(path)
+        model = load_model(scene.model_path)
+        if model.app != scene.app:
+            raise ConfigError(f"{scene.path}: scene is for app {scene.app!r} but model {scene.model_path.name} "
+                              f"is a {model.app!r} model")
+        return cls(model, scene, **options)
+
+    def view(self, window: tuple[float, float, float, float] | None = None):
+        """The scene's view, with command-line overrides."""
+        base = dict(self.scene.view) if self.scene else {}
+        if window is not None:
+            base["window"] = window
+        try:
+            return GigapixelView(window=tuple(float(v) for v in base.get("window", (0, 0, 1, 1))),
+                                 background=float(base.get("background", 0.0)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"bad view: {exc}") from None
+
+    def check_validation(self) -> None:
+        messages = self.device.take_messages()
+        if messages:
+            raise NgrenderError("Vulkan validation reported:\n" + "\n".join(messages[:5]))
+
+    def close(self) -> None:
+        for obj in (self.renderer, self.app, self.device):
+            if obj is not None:
+                obj.destroy()
+
+    def __enter__(self) -> "RenderSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

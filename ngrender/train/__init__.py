@@ -1,0 +1,1 @@
+"""Trainers (extra [train], PyTorch CPU): fit each app's model to real data."""

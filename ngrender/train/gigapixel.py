@@ -1,0 +1,121 @@
+"""Fit a gigapixel-image model (grid encoding + MLP: image-plane coordinate -> RGB) to a real image."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..encoding import grid_geometry, per_level_scale_for
+from ..model import Model, NetworkConfig, load_network_config
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "gigapixel_hash.json"
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    steps: int
+    seconds: float
+    psnr: float
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3); large images are allowed (the shaded-relief map is 58 MP)."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        raise ConfigError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ConfigError(f"cannot read image {path}: {exc}") from None
+
+
+def image_config(base: dict, width: int, height: int) -> dict:
+    """instant-ngp's GIA rule: the finest level is max(image res) / 2, unless the config sets per_level_scale."""
+    encoding = dict(base["encoding"])
+    if "per_level_scale" not in encoding:
+        n_levels = int(encoding.get("n_levels", 16))
+        base_res = int(encoding.get("base_resolution", 16))
+        encoding["per_level_scale"] = per_level_scale_for(base_res, max(width, height) / 2, n_levels)
+    return {"encoding": encoding, "network": dict(base["network"])}
+
+
+def pixel_centres(idx: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Image-plane coordinates (u, v in [0,1]) of flat pixel indices, float32."""
+    y, x = np.divmod(idx, width)
+    return np.stack([(x + 0.5) / width, (y + 0.5) / height], axis=1).astype(np.float32)
+
+
+def evaluate_psnr(field, image: np.ndarray, chunk: int = 1 << 18) -> float:
+    """PSNR (dB) of the model's rendering at the image's own resolution, all pixels, values in [0, 1]."""
+    import torch
+
+    h, w, _ = image.shape
+    flat = image.reshape(-1, 3)
+    sq_err = 0.0
+    with torch.no_grad():
+        for start in range(0, h * w, chunk):
+            idx = np.arange(start, min(start + chunk, h * w))
+            pred = field(torch.from_numpy(pixel_centres(idx, w, h))).clamp(0, 1).numpy()
+            sq_err += float(((pred - flat[idx] / 255.0) ** 2).sum())
+    mse = sq_err / (h * w * 3)
+    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+
+
+def train(image_path: str | Path, config_path: str | Path | None = None, steps: int = 20000,
+          time_budget: float | None = None, batch: int = 1 << 16, lr: float = 1e-2, seed: int = 0,
+          progress: bool = True, dtype: str = "float16") -> TrainResult:
+    """Adam on L2 at random pixel centres (instant-ngp's optimiser settings); fp16 weights as rendered."""
+    import torch
+    from tqdm import tqdm
+
+    from .torch_field import TorchField
+
+    image = load_image(image_path)
+    h, w, _ = image.shape
+    if h * w < 4:
+        raise ConfigError(f"image {image_path} is too small ({w}x{h})")
+    config = image_config(load_network_config(config_path or DEFAULT_CONFIG), w, h)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    field = TorchField(grid_geometry(config["encoding"], 2), NetworkConfig.from_json(config["network"]), 3)
+    opt = torch.optim.Adam([{"params": field.grid.parameters(), "weight_decay": 0.0},
+                            {"params": field.layers.parameters(), "weight_decay": 1e-6}],
+                           lr=lr, betas=(0.9, 0.99), eps=1e-15)
+    flat = image.reshape(-1, 3)
+    start = time.perf_counter()
+    bar = tqdm(total=steps, disable=not progress, unit="step", dynamic_ncols=True)
+    step = 0
+    while step < steps:
+        if time_budget is not None and time.perf_counter() - start > time_budget:
+            break
+        idx = rng.integers(0, h * w, batch)
+        x = torch.from_numpy(pixel_centres(idx, w, h))
+        target = torch.from_numpy(flat[idx].astype(np.float32) / 255.0)
+        loss = torch.mean((field(x) - target) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 10 == 0 or step == steps:
+            rate = step * batch / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{loss.item():.5f}", samples_s=f"{rate / 1e6:.2f}M")
+        bar.update(1)
+    bar.close()
+    seconds = time.perf_counter() - start
+    grid, layers = field.export()
+    # Round to the storage precision first, so the PSNR is that of the weights that get rendered.
+    grid = [g.astype(dtype).astype(np.float32) for g in grid]
+    layers = [m.astype(dtype).astype(np.float32) for m in layers]
+    model = Model("gigapixel", 2, 3, config["encoding"], config["network"], grid, layers, storage_dtype=dtype)
+    psnr = evaluate_psnr(TorchField.from_model(model), image)
+    model.extra = {"source": Path(image_path).name, "source_size": [w, h], "psnr_db": round(psnr, 3),
+                   "train_steps": step, "train_seconds": round(seconds, 1), "batch": batch}
+    return TrainResult(model, step, seconds, psnr)
