@@ -1,0 +1,126 @@
+"""The command line as a user runs it: real subprocesses, real files; bad input gives one clear line."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENE = ROOT / "scenes" / "gigapixel.json"
+
+
+def run(*args, env=None, cwd=ROOT):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=600)
+
+
+def assert_clean_error(proc, fragment):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line]
+    assert lines and lines[0].startswith("ngrender: error:"), proc.stderr
+    assert fragment in proc.stderr, proc.stderr
+
+
+def test_render_default_scene(tmp_path):
+    out = tmp_path / "g.png"
+    proc = run("render", SCENE, "--out", out, "--width", 200, "--height", 100, "--validation")
+    assert proc.returncode == 0, proc.stderr
+    assert "200x100" in proc.stdout and "baked variant" in proc.stdout
+    img = np.asarray(Image.open(out))
+    assert img.shape == (100, 200, 3) and img.std() > 10  # a real picture, not a flat colour
+
+
+def test_render_window_and_tiles(tmp_path):
+    out = tmp_path / "z.png"
+    proc = run("render", SCENE, "--out", out, "--width", 96, "--height", 64, "--window", "0.5,0.2,0.6,0.3",
+               "--tile", "40x40", "--variant", "buffered")
+    assert proc.returncode == 0, proc.stderr
+    assert "in 6 tile(s)" in proc.stdout and "buffered variant" in proc.stdout
+
+
+def test_info_lists_lavapipe():
+    proc = run("info")
+    assert proc.returncode == 0, proc.stderr
+    assert "llvmpipe" in proc.stdout and "kernel variant (auto): baked" in proc.stdout
+
+
+def test_missing_scene(tmp_path):
+    assert_clean_error(run("render", tmp_path / "nope.json", "--out", tmp_path / "o.png"), "does not exist")
+
+
+def test_malformed_scene(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"app": "gigapixel", "model": ')
+    assert_clean_error(run("render", bad, "--out", tmp_path / "o.png"), "not valid JSON")
+    bad.write_text(json.dumps({"app": "gigapixel", "model": "x.safetensors", "camera": {}}))
+    assert_clean_error(run("render", bad, "--out", tmp_path / "o.png"), "unknown field(s) ['camera']")
+    bad.write_text(json.dumps({"app": "gigapixel", "model": str(tmp_path / "missing.safetensors")}))
+    assert_clean_error(run("render", bad, "--out", tmp_path / "o.png"), "missing.safetensors does not exist")
+
+
+def test_weights_shape_mismatch(tmp_path, model_factory):
+    model = model_factory("hash")
+    model.save(tmp_path / "m.safetensors")
+    # Same weights, but the scene's model claims a bigger table: rewrite the metadata config.
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+    with safe_open(str(tmp_path / "m.safetensors"), "numpy") as f:
+        meta = json.loads(f.metadata()["ngrender"])
+    meta["encoding"]["log2_hashmap_size"] = 14
+    save_file(load_file(tmp_path / "m.safetensors"), str(tmp_path / "m.safetensors"),
+              metadata={"ngrender": json.dumps(meta)})
+    scene = tmp_path / "s.json"
+    scene.write_text(json.dumps({"app": "gigapixel", "model": "m.safetensors"}))
+    assert_clean_error(run("render", scene, "--out", tmp_path / "o.png"), "grid level 6 has shape")
+
+
+def test_unknown_device(tmp_path):
+    proc = run("render", SCENE, "--out", tmp_path / "o.png", "--device", "radeon-9000")
+    assert_clean_error(proc, "no Vulkan device matches 'radeon-9000'; available: [0] llvmpipe")
+
+
+def test_no_vulkan_driver(tmp_path):
+    env = {"VK_ICD_FILENAMES": str(tmp_path / "none.json"), "VK_DRIVER_FILES": str(tmp_path / "none.json")}
+    assert_clean_error(run("render", SCENE, "--out", tmp_path / "o.png", env=env), "no Vulkan driver found")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_unwritable_output(tmp_path):
+    assert_clean_error(run("render", SCENE, "--out", tmp_path / "no" / "such" / "o.png"), "does not exist")
+    assert_clean_error(run("render", SCENE, "--out", tmp_path), "is a directory")
+
+
+def test_bad_window_argument(tmp_path):
+    proc = run("render", SCENE, "--out", tmp_path / "o.png", "--window", "0,0,1")
+    assert proc.returncode == 2 and "four numbers" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_scene_app_mismatch(tmp_path, model_factory):
+    model_factory("hash", app="sdf", n_in=3, n_out=1).save(tmp_path / "sdf.safetensors")
+    scene = tmp_path / "s.json"
+    scene.write_text(json.dumps({"app": "gigapixel", "model": "sdf.safetensors"}))
+    assert_clean_error(run("render", scene, "--out", tmp_path / "o.png"), "is a 'sdf' model")
+
+
+def test_glsl_error_through_the_cli(tmp_path, monkeypatch, capsys):
+    """A shader that does not compile: the CLI prints file:line and the line, no traceback."""
+    from ngrender import cli, shaders
+    broken = tmp_path / "shaders"
+    (broken / "fused").mkdir(parents=True)
+    (broken / "lib").symlink_to(shaders.SHADER_ROOT / "lib")
+    text = (shaders.SHADER_ROOT / "fused" / "gigapixel.comp").read_text()
+    (broken / "fused" / "gigapixel.comp").write_text(text.replace("grid_encode(uv, feat);", "grid_encode(uv, feat)"))
+    monkeypatch.setattr(shaders, "SHADER_ROOT", broken)
+    shaders._memory_cache.clear()
+    code = cli.main(["render", str(SCENE), "--out", str(tmp_path / "o.png"), "--width", "8", "--height", "8"])
+    err = capsys.readouterr().err
+    assert code == 4 and "Traceback" not in err
+    assert "shaders/fused/gigapixel.comp:" in err and "error:" in err and "grid_encode(uv, feat)" in err
