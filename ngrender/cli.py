@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -128,8 +129,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = trainer.train(image, args.config, steps=args.steps, time_budget=args.time_budget,
                            batch=args.batch, seed=args.seed)
     result.model.save(out)
+    config_path = out.with_suffix(".json")  # the tcnn config actually used (per_level_scale filled in)
+    config_path.write_text(json.dumps({"encoding": result.model.encoding, "network": result.model.network},
+                                      indent=2) + "\n")
     size = out.stat().st_size / 2**20
-    print(f"{out}: {result.model.geometry.describe()}; {result.model.n_params:,} parameters, {size:.2f} MiB; "
+    print(f"{out} (+ {config_path.name}): {result.model.geometry.describe()}; {result.model.n_params:,} parameters, {size:.2f} MiB; "
           f"{result.steps} steps in {result.seconds:.0f} s; PSNR {result.psnr:.2f} dB against {image.name} "
           f"at {result.model.extra['source_size'][0]}x{result.model.extra['source_size'][1]}")
     return 0

@@ -85,3 +85,40 @@ def test_environment_selects_device(monkeypatch):
     with pytest.raises(DeviceError, match="nonexistent-gpu"):
         Device()
     assert live_objects() == {}
+
+
+SPEC_SHADER = """#version 450
+layout(local_size_x = 8) in;
+layout(constant_id = 0) const uint FACTOR = 1u;
+layout(constant_id = 1) const float OFFSET = 0.0;
+layout(std430, binding = 0) buffer Data { float values[]; };
+layout(push_constant) uniform Push { float scale; } pc;
+void main() { values[gl_GlobalInvocationID.x] = values[gl_GlobalInvocationID.x] * float(FACTOR) * pc.scale + OFFSET; }
+"""
+
+
+def test_compute_pipeline_push_and_specialization_constants(device, tmp_path):
+    import struct
+
+    from ngrender.shaders import compile_shader
+    from ngrender.vk.compute import compute_barrier, create_bound_pipeline
+
+    (tmp_path / "spec.comp").write_text(SPEC_SHADER)
+    spirv = compile_shader(tmp_path / "spec.comp")
+    data = np.arange(16, dtype=np.float32)
+    with Buffer(device, data.nbytes) as buf:
+        buf.write(data)
+        pipe = create_bound_pipeline(device, spirv, {0: (STORAGE, buf)}, push_size=4, label="spec")
+        pipe.destroy()
+        from ngrender.vk.compute import ComputePipeline
+        with ComputePipeline(device, spirv, {0: STORAGE}, push_size=4, specialization={0: 3, 1: 0.5}) as pipe:
+            pipe.bind({0: buf})
+
+            def record(cmd):
+                pipe.record(cmd, (2, 1, 1), struct.pack("<f", 2.0))
+                compute_barrier(device, cmd)
+
+            device.submit(record)
+            np.testing.assert_array_equal(buf.read(np.float32), data * 3 * 2 + 0.5)
+            with pytest.raises(ValueError, match="push constants"):
+                device.submit(lambda cmd: pipe.record(cmd, (1, 1, 1), b"12345678"))
