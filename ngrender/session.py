@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .apps import create_app
-from .apps.gigapixel import GigapixelView
 from .errors import ConfigError, NgrenderError
 from .model import Model, load_model
 from .render import Renderer
@@ -39,16 +38,11 @@ class RenderSession:
                               f"is a {model.app!r} model")
         return cls(model, scene, **options)
 
-    def view(self, window: tuple[float, float, float, float] | None = None):
-        """The scene's view, with command-line overrides."""
-        base = dict(self.scene.view) if self.scene else {}
-        if window is not None:
-            base["window"] = window
-        try:
-            return GigapixelView(window=tuple(float(v) for v in base.get("window", (0, 0, 1, 1))),
-                                 background=float(base.get("background", 0.0)))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"bad view: {exc}") from None
+    def view(self, **overrides):
+        """The scene's view with overrides (fields of the app's view; None means keep the scene's)."""
+        settings = dict(self.scene.view) if self.scene else {}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return self.app.make_view(settings)
 
     def check_validation(self) -> None:
         messages = self.device.take_messages()
