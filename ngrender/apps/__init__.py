@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-APPS = ("gigapixel",)
+APPS = ("gigapixel", "sdf")
 
 
 def create_app(device, model, variant: str = "auto", **options):
@@ -11,4 +11,7 @@ def create_app(device, model, variant: str = "auto", **options):
     if model.app == "gigapixel":
         from .gigapixel import GigapixelApp
         return GigapixelApp(device, model, variant, **options)
+    if model.app == "sdf":
+        from .sdf import SdfApp
+        return SdfApp(device, model, variant, **options)
     raise ConfigError(f"model is for app {model.app!r}; this ngrender renders {', '.join(APPS)}")

@@ -12,10 +12,10 @@ def camera_rays(camera: Camera, width: int, height: int) -> tuple[np.ndarray, np
     px = np.arange(width, dtype=np.float32) + np.float32(0.5)
     py = np.arange(height, dtype=np.float32) + np.float32(0.5)
     u, v = np.meshgrid((px - np.float32(width / 2)) / f, -(py - np.float32(height / 2)) / f)
-    d_cam = np.stack([u.ravel(), v.ravel(), -np.ones(u.size, np.float32)], axis=1)
-    rot = camera.c2w[:3, :3].astype(np.float32)
-    d = d_cam @ rot.T
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    axes = camera.c2w[:3, :3].astype(np.float32).T  # rows: camera x, y, z axes in world space
+    # d = x*u + y*v - z, summed in this order as the shader does (lib/camera.glsl)
+    d = axes[0] * u.reshape(-1, 1) + axes[1] * v.reshape(-1, 1) - axes[2]
+    d /= np.sqrt(np.sum(d * d, axis=1, keepdims=True))
     o = np.broadcast_to(camera.origin.astype(np.float32), d.shape).copy()
     return o, d.astype(np.float32)
 

@@ -6,8 +6,6 @@ layout(local_size_x = 8, local_size_y = 8) in;
 
 #define GRID_BINDING 0
 #define MLP_BINDING 2
-layout(std430, set = 0, binding = 1) writeonly restrict buffer Frame { uint out_rgba[]; };
-
 layout(push_constant) uniform Push {
     ivec2 tile_origin;    // first pixel of this tile in the frame
     ivec2 tile_size;
@@ -19,6 +17,7 @@ layout(push_constant) uniform Push {
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"
+#include "output.glsl"
 
 void main() {
     uvec2 gid = gl_GlobalInvocationID.xy;
@@ -33,7 +32,5 @@ void main() {
         mlp_forward(feat, y);
         rgb = vec3(y[0], y[1], y[2]);
     }
-    precise vec3 scaled = clamp(rgb, 0.0, 1.0) * 255.0 + 0.5;
-    uvec3 q = uvec3(floor(scaled));
-    out_rgba[gid.y * uint(pc.tile_size.x) + gid.x] = q.r | (q.g << 8) | (q.b << 16) | (255u << 24);
+    write_pixel(gid, uint(pc.tile_size.x), rgb);
 }

@@ -1,0 +1,91 @@
+"""Neural SDF app: sphere tracing through the unit cube, normals from the network, simple shading.
+
+The loop is the shader's, step for step: one network evaluation per iteration, first the trace
+(``t += 0.95 * sdf`` until ``sdf < epsilon``, leaving the box, or ``max_steps``), then at a hit the four
+tetrahedron samples of the normal (``n = sum_k e_k * sdf(p + h e_k)``, h = ``normal_h``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..camera import Camera, orbit
+from ..model import Model
+from .camera import camera_rays, unit_box_hits
+from .gigapixel import to_uint8
+from .grid import encode_grid
+from .mlp import mlp_forward
+
+MODES = {"shaded": 0, "normals": 1, "depth": 2, "steps": 3}
+STEP_SCALE = np.float32(0.95)
+TETRA = np.array([[1, -1, -1], [-1, -1, 1], [-1, 1, -1], [1, 1, 1]], dtype=np.float32)
+LIGHT = np.array([0.48, 0.8, 0.36], dtype=np.float32)  # unit vector, world space
+ALBEDO = np.array([0.85, 0.78, 0.68], dtype=np.float32)
+AMBIENT = np.float32(0.15)
+
+
+@dataclass(frozen=True)
+class SdfView:
+    camera: Camera = field(default_factory=lambda: orbit(30.0, 20.0, 1.6))
+    mode: str = "shaded"
+    max_steps: int = 96
+    epsilon: float = 1e-3
+    depth_far: float = 3.0
+    normal_h: float = 2e-3  # finite-difference offset of the normal samples (unit-cube units)
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def sdf_eval(model: Model, p: np.ndarray) -> np.ndarray:
+    x = np.clip(p, np.float32(0.0), np.float32(1.0))
+    return mlp_forward(model.layers, encode_grid(model.geometry, model.grid, x), model.net.output_activation)[:, 0]
+
+
+def shade_rgb(mode: int, hit: np.ndarray, t: np.ndarray, steps: np.ndarray, normal: np.ndarray, view: SdfView,
+              max_steps: int) -> np.ndarray:
+    """Per-ray colour (N, 3) float32 from the trace result, as the shader's shade()."""
+    n = normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), np.float32(1e-12))
+    rgb = np.broadcast_to(np.asarray(view.background, np.float32), (t.size, 3)).copy()
+    if mode == 0:
+        lit = AMBIENT + (np.float32(1.0) - AMBIENT) * np.maximum(n @ LIGHT, np.float32(0.0))
+        rgb[hit] = (ALBEDO[None, :] * lit[:, None])[hit]
+    elif mode == 1:
+        rgb[hit] = (n * np.float32(0.5) + np.float32(0.5))[hit]
+    elif mode == 2:
+        depth = np.float32(1.0) - np.clip(t / np.float32(view.depth_far), 0, 1)
+        rgb[hit] = np.repeat(depth[:, None], 3, axis=1)[hit]
+    else:
+        s = (steps.astype(np.float32) / np.float32(max_steps))
+        rgb = np.stack([s, np.float32(4.0) * s * (np.float32(1.0) - s), np.float32(1.0) - s], axis=1)
+    return rgb.astype(np.float32)
+
+
+def render(model: Model, width: int, height: int, view: SdfView) -> tuple[np.ndarray, np.ndarray]:
+    """(image (h, w, 3) uint8, steps per pixel (h, w))."""
+    o, d = camera_rays(view.camera, width, height)
+    t_near, t_far = unit_box_hits(o, d)
+    n_rays = o.shape[0]
+    t = t_near.copy()
+    steps = np.zeros(n_rays, np.int32)
+    hit = np.zeros(n_rays, bool)
+    normal = np.zeros((n_rays, 3), np.float32)
+    eps = np.float32(view.epsilon)
+    active = t_near <= t_far
+    for _ in range(view.max_steps):
+        active &= (steps < view.max_steps) & (t <= t_far)
+        idx = np.nonzero(active)[0]
+        if idx.size == 0:
+            break
+        p = o[idx] + t[idx, None] * d[idx]
+        s = sdf_eval(model, p)
+        steps[idx] += 1
+        done = s < eps
+        hit[idx[done]] = True
+        active[idx[done]] = False
+        t[idx[~done]] += STEP_SCALE * s[~done]
+    hits = np.nonzero(hit)[0]
+    if hits.size:
+        p_hit = o[hits] + t[hits, None] * d[hits]
+        for e in TETRA:
+            normal[hits] += e[None, :] * sdf_eval(model, p_hit + np.float32(view.normal_h) * e)[:, None]
+    rgb = shade_rgb(MODES[view.mode], hit, t, steps, normal, view, view.max_steps)
+    return to_uint8(rgb).reshape(height, width, 3), steps.reshape(height, width)

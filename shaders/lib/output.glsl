@@ -1,0 +1,8 @@
+// The frame (tile) buffer: RGBA8 per pixel, quantised as floor(clamp(c, 0, 1) * 255 + 0.5) like the reference.
+layout(std430, set = 0, binding = 1) writeonly restrict buffer Frame { uint out_rgba[]; };
+
+void write_pixel(uvec2 gid, uint tile_width, vec3 rgb) {
+    precise vec3 scaled = clamp(rgb, 0.0, 1.0) * 255.0 + 0.5;
+    uvec3 q = uvec3(floor(scaled));
+    out_rgba[gid.y * tile_width + gid.x] = q.r | (q.g << 8) | (q.b << 16) | (255u << 24);
+}
