@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-APPS = ("gigapixel", "sdf")
+APPS = ("gigapixel", "sdf", "volume")
 
 
 def create_app(device, model, variant: str = "auto", **options):
@@ -14,4 +14,7 @@ def create_app(device, model, variant: str = "auto", **options):
     if model.app == "sdf":
         from .sdf import SdfApp
         return SdfApp(device, model, variant, **options)
+    if model.app == "volume":
+        from .volume import VolumeApp
+        return VolumeApp(device, model, variant, **options)
     raise ConfigError(f"model is for app {model.app!r}; this ngrender renders {', '.join(APPS)}")

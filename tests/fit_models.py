@@ -1,0 +1,82 @@
+"""Small 3D models fitted to analytic fields, for the 3D apps' tests (until the models trained on real data by the
+data-and-training issue exist): an SDF torus and a coloured volume cloud. Run as a script to rewrite
+tests/data/{sdf_torus,volume_cloud}_*.safetensors."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+ENCODINGS = {
+    "hash": {"otype": "HashGrid", "n_levels": 8, "n_features_per_level": 2, "log2_hashmap_size": 14,
+             "base_resolution": 8, "per_level_scale": 1.5},
+    "dense": {"otype": "DenseGrid", "n_levels": 4, "n_features_per_level": 2, "base_resolution": 8,
+              "per_level_scale": 1.405},
+    "lowres": {"otype": "DenseGrid", "n_levels": 2, "n_features_per_level": 8, "base_resolution": 24,
+               "per_level_scale": 1.0},
+}
+NETWORK = {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 32,
+           "n_hidden_layers": 2}
+
+
+def torus_sdf(p: np.ndarray) -> np.ndarray:
+    """A torus around the cube's centre, tilted so every view shows its hole and its ring."""
+    q = p - 0.5
+    c, s = np.cos(-0.6), np.sin(-0.6)
+    y = c * q[:, 1] - s * q[:, 2]
+    z = s * q[:, 1] + c * q[:, 2]
+    ring = np.sqrt(q[:, 0] ** 2 + z ** 2) - 0.25
+    return (np.sqrt(ring ** 2 + y ** 2) - 0.1).astype(np.float32)
+
+
+def cloud_rgba(p: np.ndarray) -> np.ndarray:
+    """A volume: colour varies with position, density is a soft ball with a denser off-centre lobe."""
+    r = np.linalg.norm(p - 0.5, axis=1)
+    lobe = np.linalg.norm(p - np.array([0.62, 0.6, 0.45], np.float32), axis=1)
+    density = 12.0 * np.clip(1.0 - r / 0.35, 0, 1) + 30.0 * np.clip(1.0 - lobe / 0.12, 0, 1)
+    rgb = np.stack([p[:, 0], 0.3 + 0.5 * p[:, 1], 1.0 - p[:, 2]], axis=1)
+    return np.concatenate([rgb, density[:, None]], axis=1).astype(np.float32)
+
+
+TARGETS = {"sdf": (torus_sdf, 1, "None"), "volume": (cloud_rgba, 4, "ReLU")}
+
+
+def fit(encoding: str, app: str = "sdf", steps: int = 400, seed: int = 0):
+    import torch
+
+    from ngrender.encoding import grid_geometry
+    from ngrender.model import Model, NetworkConfig
+    from ngrender.train.torch_field import TorchField
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    target, n_out, out_act = TARGETS[app]
+    network = dict(NETWORK, output_activation=out_act)
+    geom = grid_geometry(ENCODINGS[encoding], 3)
+    # Fit without the output activation (a ReLU output can die at initialisation); the targets are >= 0 where
+    # the saved model applies ReLU, so the saved model is the fitted one, clamped.
+    field = TorchField(geom, NetworkConfig.from_json(NETWORK), n_out)
+    opt = torch.optim.Adam(field.parameters(), lr=1e-2, betas=(0.9, 0.99), eps=1e-15)
+    for _ in range(steps):
+        p = rng.random((8192, 3)).astype(np.float32)
+        pred = field(torch.from_numpy(p))
+        loss = torch.mean(torch.abs(pred.reshape(len(p), -1) - torch.from_numpy(target(p)).reshape(len(p), -1)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    grid, layers = field.export()
+    return Model(app, 3, n_out, ENCODINGS[encoding], network, [g.astype(np.float16).astype(np.float32) for g in grid],
+                 [w.astype(np.float16).astype(np.float32) for w in layers], {"fitted_to": target.__name__}, "float16")
+
+
+if __name__ == "__main__":
+    DATA.mkdir(exist_ok=True)
+    for app, stem in (("sdf", "sdf_torus"), ("volume", "volume_cloud")):
+        for name in ENCODINGS:
+            path = DATA / f"{stem}_{name}.safetensors"
+            if path.exists() and "--all" not in sys.argv:
+                continue
+            fit(name, app).save(path)
+            print(path.name, path.stat().st_size)
