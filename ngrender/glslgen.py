@@ -1,4 +1,5 @@
-"""Generated GLSL: level tables of an encoding, MLPs with their weights baked in as literal constants."""
+"""Generated GLSL: level tables of an encoding; MLPs with weights baked in as literals (baked variant) or read
+from a uniform buffer (buffered variant), each network under its own function name."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -7,7 +8,7 @@ import numpy as np
 
 from .encoding import GridGeometry
 
-ACTIVATION_IDS = {"none": 0, "relu": 1, "sigmoid": 2, "exponential": 3}
+ACTIVATIONS = ("none", "relu", "sigmoid", "exponential")
 
 
 def glsl_float(value: float) -> str:
@@ -36,18 +37,24 @@ def grid_defines(geom: GridGeometry) -> dict[str, int]:
     return {"GRID_DIMS": geom.n_dims, "GRID_LEVELS": geom.n_levels, "GRID_F": geom.n_features}
 
 
-def mlp_defines(layers: Sequence[np.ndarray], output_activation: str) -> dict[str, int]:
-    return {"MLP_IN": layers[0].shape[1], "MLP_WIDTH": layers[0].shape[0], "MLP_HIDDEN": len(layers) - 1,
-            "MLP_OUT": layers[-1].shape[0], "MLP_OUTPUT_ACTIVATION": ACTIVATION_IDS[output_activation]}
+def mlp_defines(layers: Sequence[np.ndarray]) -> dict[str, int]:
+    """MLP_IN / MLP_OUT of the main network, for the kernels' feature and output arrays."""
+    return {"MLP_IN": layers[0].shape[1], "MLP_OUT": layers[-1].shape[0]}
 
 
-def baked_mlp(layers: Sequence[np.ndarray], name: str = "mlp_forward") -> str:
+def _check_activation(activation: str) -> str:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown output activation {activation!r}")
+    return f"act_{activation}"
+
+
+def baked_mlp(layers: Sequence[np.ndarray], activation: str, name: str = "mlp_forward") -> str:
     """A straight-line MLP with every weight a literal: on CPU drivers constants beat any buffer read.
 
-    Hidden layers use ReLU; the output goes through ``output_activation`` (activation.glsl).
+    Hidden layers use ReLU; the output goes through ``act_<activation>`` (activation.glsl).
     """
-    lines = ['#include "activation.glsl"',
-             f"void {name}(in float x[{layers[0].shape[1]}], out float y[{layers[-1].shape[0]}]) {{"]
+    act = _check_activation(activation)
+    lines = [f"void {name}(in float x[{layers[0].shape[1]}], out float y[{layers[-1].shape[0]}]) {{"]
     src = "x"
     for index, weight in enumerate(layers):
         last = index == len(layers) - 1
@@ -56,8 +63,56 @@ def baked_mlp(layers: Sequence[np.ndarray], name: str = "mlp_forward") -> str:
             lines.append(f"    float {dst}[{weight.shape[0]}];")
         for j, row in enumerate(np.asarray(weight, dtype=np.float32)):
             terms = " + ".join(f"{src}[{i}] * {glsl_float(w)}" for i, w in enumerate(row))
-            value = f"output_activation({terms})" if last else f"max({terms}, 0.0)"
+            value = f"{act}({terms})" if last else f"max({terms}, 0.0)"
             lines.append(f"    {dst}[{j}] = {value};")
         src = dst
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def vec4_rows(layer: np.ndarray) -> int:
+    """vec4s per row of a layer in the uniform-buffer layout (inputs zero-padded to a multiple of 4)."""
+    return -(-layer.shape[1] // 4)
+
+
+def pack_mlp_vec4(layers: Sequence[np.ndarray]) -> np.ndarray:
+    """Layers (out, in) -> float32 rows zero-padded to a multiple of 4 inputs, concatenated (buffered_mlp)."""
+    rows = []
+    for w in layers:
+        padded = np.zeros((w.shape[0], vec4_rows(w) * 4), dtype=np.float32)
+        padded[:, :w.shape[1]] = w
+        rows.append(padded.ravel())
+    return np.concatenate(rows)
+
+
+def buffered_mlp(layers: Sequence[np.ndarray], activation: str, name: str = "mlp_forward",
+                 vec4_offset: int = 0) -> str:
+    """The same MLP reading its weights from ``mlp_w4`` (mlp_uniform.glsl) at ``vec4_offset``: weights are
+    data, so a new model needs no recompile. Hidden widths must be multiples of 4."""
+    act = _check_activation(activation)
+    n_in, n_out = layers[0].shape[1], layers[-1].shape[0]
+    rows0 = vec4_rows(layers[0])
+    lines = [f"void {name}(in float x[{n_in}], out float y[{n_out}]) {{",
+             f"    vec4 a0[{rows0}];",
+             f"    [[unroll]] for (int k = 0; k < {rows0}; ++k) {{",
+             f"        [[unroll]] for (int c = 0; c < 4; ++c) a0[k][c] = (4 * k + c < {n_in}) ? "
+             f"x[min(4 * k + c, {n_in - 1})] : 0.0;",
+             "    }"]
+    offset = vec4_offset
+    for index, weight in enumerate(layers):
+        last = index == len(layers) - 1
+        rows, n = vec4_rows(weight), weight.shape[0]
+        if not last and n % 4:
+            raise ValueError(f"buffered MLP hidden width {n} is not a multiple of 4")
+        src, dst = f"a{index}", f"a{index + 1}"
+        if not last:
+            lines.append(f"    vec4 {dst}[{n // 4}];")
+        lines += [f"    [[unroll]] for (int j = 0; j < {n}; ++j) {{",
+                  "        float s = 0.0;",
+                  f"        [[unroll]] for (int k = 0; k < {rows}; ++k) "
+                  f"s += dot(mlp_w4[{offset} + j * {rows} + k], {src}[k]);",
+                  f"        y[j] = {act}(s);" if last else f"        {dst}[j / 4][j % 4] = max(s, 0.0);",
+                  "    }"]
+        offset += n * rows
     lines.append("}")
     return "\n".join(lines) + "\n"

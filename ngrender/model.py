@@ -4,6 +4,8 @@ A model file is one ``.safetensors`` holding
 
 * ``encoding.level.{l}``  the level-l grid table, shape (entries, n_features_per_level)
 * ``network.layer.{i}``   MLP layer i weight, shape (out, in) (tcnn's MLPs have no biases)
+* NeRF also: ``rgb_network.layer.{i}`` (colour MLP) and ``occupancy`` (uint8 cube over [0,1]^3); the
+  metadata then has ``dir_encoding`` and ``rgb_network`` as in instant-ngp's nerf configs
 
 and, in its metadata, ``ngrender`` = JSON ``{"format": 1, "app", "n_input_dims", "n_output_dims",
 "encoding", "network", "extra"}`` with ``encoding``/``network`` in the tcnn schema, so an instant-ngp
@@ -77,13 +79,36 @@ class Model:
     layers: list[np.ndarray]
     extra: dict = field(default_factory=dict)
     storage_dtype: str = "float16"
+    # NeRF only (instant-ngp's layout): direction encoding, colour network, occupancy grid over [0,1]^3.
+    dir_encoding: dict | None = None
+    rgb_network: dict | None = None
+    rgb_layers: list[np.ndarray] | None = None
+    occupancy: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.geometry: GridGeometry = grid_geometry(self.encoding, self.n_input_dims)
         self.net: NetworkConfig = NetworkConfig.from_json(self.network)
         self.grid = [np.ascontiguousarray(g, dtype=np.float32) for g in self.grid]
         self.layers = [np.ascontiguousarray(w, dtype=np.float32) for w in self.layers]
+        self.rgb_net: NetworkConfig | None = None
+        if self.rgb_network is not None:
+            self.rgb_net = NetworkConfig.from_json(self.rgb_network)
+            self.rgb_layers = [np.ascontiguousarray(w, dtype=np.float32) for w in self.rgb_layers or []]
+        if self.occupancy is not None:
+            self.occupancy = np.ascontiguousarray(self.occupancy, dtype=np.uint8)
         self.validate()
+
+    @property
+    def sh_degree(self) -> int:
+        """Spherical-harmonics degree of the direction encoding (0 when there is none)."""
+        if self.dir_encoding is None:
+            return 0
+        if str(self.dir_encoding.get("otype", "")).lower() != "sphericalharmonics":
+            raise ConfigError(f"dir_encoding {self.dir_encoding.get('otype')!r} is not SphericalHarmonics")
+        degree = int(self.dir_encoding.get("degree", 4))
+        if not 1 <= degree <= 4:
+            raise ConfigError(f"spherical-harmonics degree must be 1..4, got {degree}")
+        return degree
 
     def validate(self) -> None:
         """Shapes against the config, finite values; messages name the tensor (callers add the file)."""
@@ -99,7 +124,17 @@ class Model:
         for i, (have, want) in enumerate(zip(self.layers, want_mlp)):
             if tuple(have.shape) != want:
                 raise ConfigError(f"MLP layer {i} has shape {tuple(have.shape)}, config says {want}")
-        for name, arr in [("grid", g) for g in self.grid] + [("MLP", w) for w in self.layers]:
+        if self.rgb_net is not None:
+            want_rgb = self.rgb_net.layer_shapes(self.n_output_dims + self.sh_degree ** 2, 3)
+            have_rgb = [tuple(w.shape) for w in self.rgb_layers]
+            if have_rgb != want_rgb:
+                raise ConfigError(f"colour network layers have shapes {have_rgb}, config says {want_rgb}")
+        if self.occupancy is not None:
+            occ = self.occupancy
+            if occ.ndim != 3 or len(set(occ.shape)) != 1 or not 1 <= occ.shape[0] <= 512:
+                raise ConfigError(f"occupancy grid must be a cube of side 1..512, got shape {occ.shape}")
+        arrays = [("grid", g) for g in self.grid] + [("MLP", w) for w in self.layers + (self.rgb_layers or [])]
+        for name, arr in arrays:
             if not np.all(np.isfinite(arr)):
                 raise ConfigError(f"{name} weights contain NaN or Inf")
 
@@ -110,12 +145,15 @@ class Model:
 
     @property
     def n_params(self) -> int:
-        return sum(g.size for g in self.grid) + sum(w.size for w in self.layers)
+        return sum(g.size for g in self.grid) + sum(w.size for w in self.layers + (self.rgb_layers or []))
 
     def header(self) -> dict:
-        return {"format": FORMAT_VERSION, "app": self.app, "n_input_dims": self.n_input_dims,
+        head = {"format": FORMAT_VERSION, "app": self.app, "n_input_dims": self.n_input_dims,
                 "n_output_dims": self.n_output_dims, "encoding": self.encoding, "network": self.network,
                 "extra": self.extra}
+        if self.rgb_network is not None:
+            head.update(dir_encoding=self.dir_encoding, rgb_network=self.rgb_network)
+        return head
 
     def save(self, path: str | Path, dtype: str | None = None) -> None:
         from safetensors.numpy import save_file
@@ -123,6 +161,9 @@ class Model:
         dtype = dtype or self.storage_dtype
         tensors = {f"encoding.level.{i}": g.astype(dtype) for i, g in enumerate(self.grid)}
         tensors.update({f"network.layer.{i}": w.astype(dtype) for i, w in enumerate(self.layers)})
+        tensors.update({f"rgb_network.layer.{i}": w.astype(dtype) for i, w in enumerate(self.rgb_layers or [])})
+        if self.occupancy is not None:
+            tensors["occupancy"] = self.occupancy
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(path), metadata={"ngrender": json.dumps(self.header())})
 
@@ -166,10 +207,12 @@ def load_model(path: str | Path) -> Model:
         raise ConfigError(f"{path}: model format {head.get('format')!r}, this ngrender reads {FORMAT_VERSION}")
     grid = _numbered(tensors, "encoding.level.", path)
     layers = _numbered(tensors, "network.layer.", path)
-    dtypes = {str(t.dtype) for t in tensors.values()}
+    rgb_layers = _numbered(tensors, "rgb_network.layer.", path) if "rgb_network" in head else None
+    dtypes = {str(t.dtype) for k, t in tensors.items() if k != "occupancy"}
     try:
         return Model(app, n_in, n_out, encoding, network, grid, layers, head.get("extra", {}),
-                     "float16" if dtypes == {"float16"} else "float32")
+                     "float16" if dtypes == {"float16"} else "float32", head.get("dir_encoding"),
+                     head.get("rgb_network"), rgb_layers, tensors.get("occupancy"))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 

@@ -31,20 +31,12 @@ def _texel_format(n_features: int, half: bool) -> str:
     return width + ("16f" if half else "32f")
 
 
-def pack_mlp_vec4(layers) -> np.ndarray:
-    """Layers (out, in) -> float32 rows zero-padded to a multiple of 4 inputs, concatenated (mlp_buffer.glsl)."""
-    rows = []
-    for w in layers:
-        padded = np.zeros((w.shape[0], -(-w.shape[1] // 4) * 4), dtype=np.float32)
-        padded[:, :w.shape[1]] = w
-        rows.append(padded.ravel())
-    return np.concatenate(rows)
-
-
 class FieldResources:
     """Uploads one model's grid and MLP; gives the shader its bindings, defines and generated includes.
 
-    Bindings: GRID_BINDING = 0 (texel view or storage buffer) and, buffered only, MLP_BINDING = 2 (uniform).
+    Bindings: GRID_BINDING = 0 (texel view or storage buffer); buffered only, MLP_BINDING = 2 (uniform, every
+    network); NeRF only, OCCUPANCY_BINDING = 3 (r8ui texel view). Networks: ``mlp_forward`` (the model's
+    network) and, for NeRF, ``rgb_forward`` (the colour network).
     """
 
     def __init__(self, device: Device, model: Model, variant: str) -> None:
@@ -61,13 +53,18 @@ class FieldResources:
             else:
                 self.grid = self._own(Buffer(device, table.nbytes, (STORAGE,), host=False))
                 self.grid.write(table)
-                packed = pack_mlp_vec4(model.layers)
+                packed = np.concatenate([glslgen.pack_mlp_vec4(layers) for _, layers, _ in self.networks()])
                 limit = int(device.limits.maxUniformBufferRange)
                 if packed.nbytes > limit:
                     raise ConfigError(f"MLP weights take {packed.nbytes} bytes, over this device's uniform-buffer "
                                       f"limit of {limit}; use the baked variant")
                 self.weights = self._own(Buffer(device, packed.nbytes, (UNIFORM,), host=False))
                 self.weights.write(packed)
+            self.occupancy = None
+            if model.occupancy is not None:
+                occ_buffer = self._own(Buffer(device, model.occupancy.nbytes, (TEXEL,), host=False))
+                occ_buffer.write(model.occupancy)
+                self.occupancy = self._own(TexelBufferView(occ_buffer, "r8ui"))
         except BaseException:
             self.destroy()
             raise
@@ -77,27 +74,44 @@ class FieldResources:
         self._owned.append(obj)
         return obj
 
+    def networks(self) -> list[tuple[str, list[np.ndarray], str]]:
+        """(GLSL function, layers, output activation) of each network of the model."""
+        nets = [("mlp_forward", self.model.layers, self.model.net.output_activation)]
+        if self.model.rgb_net is not None:
+            nets.append(("rgb_forward", self.model.rgb_layers, self.model.rgb_net.output_activation))
+        return nets
+
     def defines(self) -> dict[str, int]:
         out = glslgen.grid_defines(self.model.geometry)
-        out.update(glslgen.mlp_defines(self.model.layers, self.model.net.output_activation))
+        out.update(glslgen.mlp_defines(self.model.layers))
         out["GRID_HALF"] = int(self.half)
-        out["MLP_VEC4S"] = sum(w.shape[0] * (-(-w.shape[1] // 4)) for w in self.model.layers)
+        out["MLP_VEC4S"] = sum(w.shape[0] * glslgen.vec4_rows(w) for _, layers, _ in self.networks() for w in layers)
         out["BAKED"] = int(self.variant == "baked")
+        if self.model.occupancy is not None:
+            out["OCCUPANCY_RES"] = self.model.occupancy.shape[0]
         return out
 
     def generated(self) -> dict[str, str]:
+        code = ['#include "activation.glsl"']
         if self.variant == "baked":
-            variant = '#include "grid_texel.glsl"\n' + glslgen.baked_mlp(self.model.layers)
+            code.append('#include "grid_texel.glsl"')
+            code += [glslgen.baked_mlp(layers, act, name) for name, layers, act in self.networks()]
         else:
-            variant = '#include "grid_buffer.glsl"\n#include "mlp_buffer.glsl"\n'
+            code += ['#include "grid_buffer.glsl"', '#include "mlp_uniform.glsl"']
+            offset = 0
+            for name, layers, act in self.networks():
+                code.append(glslgen.buffered_mlp(layers, act, name, offset))
+                offset += sum(w.shape[0] * glslgen.vec4_rows(w) for w in layers)
         return {"generated/grid_levels.glsl": glslgen.level_table(self.model.geometry),
-                "generated/variant.glsl": variant}
+                "generated/variant.glsl": "\n".join(code) + "\n"}
 
     def bindings(self) -> dict[int, tuple[str, object]]:
         """{binding: (role, resource)} of the field's bindings."""
-        if self.variant == "baked":
-            return {0: (TEXEL, self.grid)}
-        return {0: (STORAGE, self.grid), 2: (UNIFORM, self.weights)}
+        out = {0: (TEXEL, self.grid)} if self.variant == "baked" else \
+            {0: (STORAGE, self.grid), 2: (UNIFORM, self.weights)}
+        if self.occupancy is not None:
+            out[3] = (TEXEL, self.occupancy)
+        return out
 
     def destroy(self) -> None:
         for obj in reversed(self._owned):

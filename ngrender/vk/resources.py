@@ -124,13 +124,14 @@ class TexelBufferView(Handle):
 
     FORMATS = {"r32f": "VK_FORMAT_R32_SFLOAT", "rg32f": "VK_FORMAT_R32G32_SFLOAT",
                "rgba32f": "VK_FORMAT_R32G32B32A32_SFLOAT", "r16f": "VK_FORMAT_R16_SFLOAT",
-               "rg16f": "VK_FORMAT_R16G16_SFLOAT", "rgba16f": "VK_FORMAT_R16G16B16A16_SFLOAT"}
+               "rg16f": "VK_FORMAT_R16G16_SFLOAT", "rgba16f": "VK_FORMAT_R16G16B16A16_SFLOAT",
+               "r8ui": "VK_FORMAT_R8_UINT"}
 
     def __init__(self, buffer: Buffer, fmt: str) -> None:
         vk = buffer.device.vk
         self.device, self.buffer, self.format = buffer.device, buffer, fmt
         vk_format = getattr(vk, self.FORMATS[fmt])
-        texel = {"r32f": 4, "rg32f": 8, "rgba32f": 16, "r16f": 2, "rg16f": 4, "rgba16f": 8}[fmt]
+        texel = {"r32f": 4, "rg32f": 8, "rgba32f": 16, "r16f": 2, "rg16f": 4, "rgba16f": 8, "r8ui": 1}[fmt]
         self.elements = buffer.size // texel
         limit = int(self.device.limits.maxTexelBufferElements)
         if self.elements > limit:

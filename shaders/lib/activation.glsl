@@ -1,12 +1,5 @@
-// tcnn output activations: 0 none, 1 ReLU, 2 sigmoid, 3 exponential.
-float output_activation(float v) {
-#if MLP_OUTPUT_ACTIVATION == 1
-    return max(v, 0.0);
-#elif MLP_OUTPUT_ACTIVATION == 2
-    return 1.0 / (1.0 + exp(-v));
-#elif MLP_OUTPUT_ACTIVATION == 3
-    return exp(v);
-#else
-    return v;
-#endif
-}
+// tcnn output activations, one function each (generated MLPs call act_<name>).
+float act_none(float v) { return v; }
+float act_relu(float v) { return max(v, 0.0); }
+float act_sigmoid(float v) { return 1.0 / (1.0 + exp(-v)); }
+float act_exponential(float v) { return exp(v); }
