@@ -1,6 +1,6 @@
 """Small 3D models fitted to analytic fields, for the 3D apps' tests (until the models trained on real data by the
-data-and-training issue exist): an SDF torus and a coloured volume cloud. Run as a script to rewrite
-tests/data/{sdf_torus,volume_cloud}_*.safetensors."""
+data-and-training issue exist): an SDF torus, a coloured volume cloud and a radiance field of two blobs. Run
+as a script to write the missing tests/data/{sdf_torus,volume_cloud,nerf_blobs}_*.safetensors (--all: all)."""
 from __future__ import annotations
 
 import sys
@@ -40,6 +40,59 @@ def cloud_rgba(p: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, density[:, None]], axis=1).astype(np.float32)
 
 
+def radiance_target(p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A radiance field: a dense ball with a dense cube corner, colour from position plus a view-dependent sheen."""
+    ball = np.linalg.norm(p - np.array([0.45, 0.5, 0.5], np.float32), axis=1) < 0.22
+    box = np.all(np.abs(p - np.array([0.68, 0.62, 0.42], np.float32)) < 0.09, axis=1)
+    sigma = np.where(ball | box, 60.0, 0.02).astype(np.float32)
+    rgb = np.clip(0.15 + 0.7 * p[:, [0, 1, 2]] * [1.0, 0.8, 0.6] + 0.15 * d[:, 1:2], 0, 1).astype(np.float32)
+    rgb[box] = [0.9, 0.3, 0.2]
+    return sigma, rgb
+
+
+NERF_DENSITY = {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 32,
+                "n_hidden_layers": 1}
+NERF_RGB = {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "Sigmoid", "n_neurons": 32,
+            "n_hidden_layers": 2}
+
+
+def fit_nerf(encoding: str, steps: int = 500, seed: int = 0, occupancy_res: int = 32):
+    """A NeRF model fitted to radiance_target directly (density in log space), with its occupancy grid."""
+    import torch
+
+    from ngrender.encoding import grid_geometry
+    from ngrender.model import Model, NetworkConfig
+    from ngrender.reference.nerf import NerfView, occupancy_from_density
+    from ngrender.train.torch_field import TorchNerf
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    geom = grid_geometry(ENCODINGS[encoding], 3)
+    nerf = TorchNerf(geom, NetworkConfig.from_json(NERF_DENSITY), NetworkConfig.from_json(NERF_RGB))
+    opt = torch.optim.Adam(nerf.parameters(), lr=1e-2, betas=(0.9, 0.99), eps=1e-15)
+    for _ in range(steps):
+        p = rng.random((8192, 3)).astype(np.float32)
+        d = rng.normal(size=(8192, 3)).astype(np.float32)
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        sigma_t, rgb_t = radiance_target(p, d)
+        h = nerf.density(torch.from_numpy(p))
+        _, rgb = nerf(torch.from_numpy(p), torch.from_numpy(d))
+        dense = torch.from_numpy(sigma_t > 1.0).float()[:, None]
+        loss = torch.mean(torch.abs(h[:, 0] - torch.log(torch.from_numpy(sigma_t)))) + \
+            4.0 * torch.mean(dense * (rgb - torch.from_numpy(rgb_t)) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    grid, layers = nerf.density.export()
+    rgb_layers = [layer.weight.detach().numpy() for layer in nerf.rgb_layers]
+    half = lambda ws: [w.astype(np.float16).astype(np.float32) for w in ws]  # noqa: E731
+    model = Model("nerf", 3, 16, ENCODINGS[encoding], NERF_DENSITY, half(grid), half(layers),
+                  {"fitted_to": "radiance_target"}, "float16", {"otype": "SphericalHarmonics", "degree": 4},
+                  NERF_RGB, half(rgb_layers), np.ones((1, 1, 1), np.uint8))
+    model.occupancy = occupancy_from_density(model, occupancy_res, float(NerfView().dt))
+    return model
+
+
 TARGETS = {"sdf": (torus_sdf, 1, "None"), "volume": (cloud_rgba, 4, "ReLU")}
 
 
@@ -73,10 +126,10 @@ def fit(encoding: str, app: str = "sdf", steps: int = 400, seed: int = 0):
 
 if __name__ == "__main__":
     DATA.mkdir(exist_ok=True)
-    for app, stem in (("sdf", "sdf_torus"), ("volume", "volume_cloud")):
+    for app, stem in (("sdf", "sdf_torus"), ("volume", "volume_cloud"), ("nerf", "nerf_blobs")):
         for name in ENCODINGS:
             path = DATA / f"{stem}_{name}.safetensors"
             if path.exists() and "--all" not in sys.argv:
                 continue
-            fit(name, app).save(path)
+            (fit_nerf(name) if app == "nerf" else fit(name, app)).save(path)
             print(path.name, path.stat().st_size)

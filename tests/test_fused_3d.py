@@ -1,5 +1,6 @@
-"""The fused 3D kernels — neural SDF (sphere tracing) and neural volume (ray marching) — against the NumPy
-reference renders, on every encoding and both kernel variants.
+"""The fused 3D kernels — neural SDF (sphere tracing), neural volume (ray marching) and NeRF (occupancy-skipping
+marching, two MLPs, spherical harmonics) — against the NumPy reference renders, on every encoding and both
+kernel variants.
 
 Models: small grids fitted to analytic fields (tests/fit_models.py). Both loops are iterative, so a last-bit
 difference in a network output could change a step at a silhouette: the tolerance allows 1% of the pixels to
@@ -16,6 +17,7 @@ from ngrender.apps import create_app
 from ngrender.camera import Camera, orbit
 from ngrender.errors import ConfigError
 from ngrender.model import load_model
+from ngrender.reference import nerf as nerf_ref
 from ngrender.reference import sdf as sdf_ref
 from ngrender.reference import volume as volume_ref
 from ngrender.render import Renderer
@@ -23,7 +25,7 @@ from ngrender.session import RenderSession
 from screenshots import compare_screenshot
 
 DATA = Path(__file__).resolve().parent / "data"
-APPS = {"sdf": ("sdf_torus", sdf_ref), "volume": ("volume_cloud", volume_ref)}
+APPS = {"sdf": ("sdf_torus", sdf_ref), "volume": ("volume_cloud", volume_ref), "nerf": ("nerf_blobs", nerf_ref)}
 ENCODINGS = ["hash", "dense", "lowres"]
 
 
@@ -61,7 +63,8 @@ def test_fused_equals_reference(device, app, encoding, variant):
 
 
 @pytest.mark.parametrize("app, mode", [("sdf", "normals"), ("sdf", "depth"), ("sdf", "steps"),
-                                       ("volume", "opacity"), ("volume", "steps")])
+                                       ("volume", "opacity"), ("volume", "steps"), ("nerf", "depth"),
+                                       ("nerf", "opacity"), ("nerf", "samples")])
 def test_render_modes_equal_reference(device, app, mode):
     model = fitted(app, "hash")
     image, _, view = render(device, model, "baked", 48, 40, {"mode": mode})
@@ -91,6 +94,29 @@ def test_volume_early_termination_and_background(device):
     assert image[0, 0, 2] == 255  # empty corner shows the blue background
 
 
+def test_nerf_occupancy_skipping_cuts_samples(device):
+    """Skipping empty cells changes which samples are taken, not the picture; it cuts samples per ray."""
+    model = fitted("nerf", "hash")
+    with_occ, _, view = render(device, model, "baked", 40, 30)
+    without, _, view_off = render(device, model, "baked", 40, 30, {"use_occupancy": False})
+    want_on, samples_on = nerf_ref.render(model, 40, 30, view)
+    want_off, samples_off = nerf_ref.render(model, 40, 30, view_off)
+    assert_matches_reference(with_occ, want_on)
+    assert_matches_reference(without, want_off)
+    assert np.abs(with_occ.astype(int) - without.astype(int)).mean() < 2.0
+    factor = samples_off.sum() / samples_on.sum()
+    print(f"occupancy skipping: {samples_off.mean():.1f} -> {samples_on.mean():.1f} samples/ray ({factor:.0f}x)")
+    assert factor > 5
+
+
+def test_nerf_needs_its_parts(device):
+    model = fitted("nerf", "dense")
+    model.occupancy = None
+    with pytest.raises(ConfigError, match="occupancy grid"):
+        create_app(device, model, "baked")
+    assert nerf_ref.sh_encode(np.array([[0.0, 0.0, 1.0]], np.float32))[0, 2] == pytest.approx(0.48860251)
+
+
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("app", list(APPS))
 def test_screenshots(app, encoding, regenerate):
@@ -110,6 +136,8 @@ def test_screenshots(app, encoding, regenerate):
     ("volume", {"camera": {"orbit": {"radius": 2}, "fov_x": 179}}, "field of view"),
     ("sdf", {"camera": {"position": [0, 0, 1]}}, "needs 'transform_matrix' or 'orbit'"),
     ("volume", {"window": [0, 0, 1, 1]}, "unknown volume view field"),
+    ("nerf", {"n_steps": -3}, "n_steps"),
+    ("nerf", {"mode": "normals"}, "render mode"),
 ])
 def test_bad_views(device, app, settings, message):
     fused = create_app(device, fitted(app, "hash"), "baked", max_tile=(8, 8))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-APPS = ("gigapixel", "sdf", "volume")
+APPS = ("gigapixel", "sdf", "volume", "nerf")
 
 
 def create_app(device, model, variant: str = "auto", **options):
@@ -17,4 +17,7 @@ def create_app(device, model, variant: str = "auto", **options):
     if model.app == "volume":
         from .volume import VolumeApp
         return VolumeApp(device, model, variant, **options)
+    if model.app == "nerf":
+        from .nerf import NerfApp
+        return NerfApp(device, model, variant, **options)
     raise ConfigError(f"model is for app {model.app!r}; this ngrender renders {', '.join(APPS)}")

@@ -91,3 +91,49 @@ class TorchField(nn.Module):
         grid = [p.detach().cpu().numpy().astype(np.float32) for p in self.grid.levels]
         layers = [layer.weight.detach().cpu().numpy().astype(np.float32) for layer in self.layers]
         return grid, layers
+
+
+def torch_sh(d: torch.Tensor, degree: int) -> torch.Tensor:
+    """tcnn's SphericalHarmonics of unit directions (N, 3) -> (N, degree**2), as reference.nerf.sh_encode."""
+    x, y, z = d[:, 0], d[:, 1], d[:, 2]
+    xy, xz, yz, x2, y2, z2 = x * y, x * z, y * z, x * x, y * y, z * z
+    out = [torch.full_like(x, 0.28209479177387814)]
+    if degree > 1:
+        out += [-0.48860251190291987 * y, 0.48860251190291987 * z, -0.48860251190291987 * x]
+    if degree > 2:
+        out += [1.0925484305920792 * xy, -1.0925484305920792 * yz, 0.94617469575755997 * z2 - 0.31539156525251999,
+                -1.0925484305920792 * xz, 0.54627421529603959 * x2 - 0.54627421529603959 * y2]
+    if degree > 3:
+        out += [0.59004358992664352 * y * (-3.0 * x2 + y2), 2.8906114426405538 * xy * z,
+                0.45704579946446572 * y * (1.0 - 5.0 * z2), 0.3731763325901154 * z * (5.0 * z2 - 3.0),
+                0.45704579946446572 * x * (1.0 - 5.0 * z2), 1.4453057213202769 * z * (x2 - y2),
+                0.59004358992664352 * x * (-x2 + 3.0 * y2)]
+    return torch.stack(out, dim=1)
+
+
+class TorchNerf(nn.Module):
+    """instant-ngp's NeRF network: grid + density MLP (density = exp(out[0])), SH + colour MLP (sigmoid)."""
+
+    def __init__(self, geom: GridGeometry, density_net: NetworkConfig, rgb_net: NetworkConfig,
+                 n_density_out: int = 16, sh_degree: int = 4) -> None:
+        super().__init__()
+        self.density = TorchField(geom, density_net, n_density_out)
+        self.sh_degree = sh_degree
+        shapes = rgb_net.layer_shapes(n_density_out + sh_degree ** 2, 3)
+        self.rgb_layers = nn.ModuleList(nn.Linear(i, o, bias=False) for o, i in shapes)
+
+    def forward(self, p: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.density(p)
+        x = torch.cat([h, torch_sh(d, self.sh_degree)], dim=1)
+        for layer in self.rgb_layers[:-1]:
+            x = torch.relu(layer(x))
+        return torch.exp(h[:, 0]), torch.sigmoid(self.rgb_layers[-1](x))
+
+    @classmethod
+    def from_model(cls, model: Model) -> "TorchNerf":
+        nerf = cls(model.geometry, model.net, model.rgb_net, model.n_output_dims, model.sh_degree)
+        nerf.density = TorchField.from_model(model)
+        with torch.no_grad():
+            for layer, weight in zip(nerf.rgb_layers, model.rgb_layers):
+                layer.weight.copy_(torch.from_numpy(weight))
+        return nerf
