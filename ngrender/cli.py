@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .apps import APPS
 from .errors import NgrenderError
 
 
@@ -18,6 +19,16 @@ def _window(text: str) -> tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(f"window {text!r} must be four numbers x0,y0,x1,y1") from None
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"window {text!r} must be four numbers x0,y0,x1,y1")
+    return values
+
+
+def _orbit(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"orbit {text!r} must be three numbers azimuth,elevation,radius")
     return values
 
 
@@ -66,7 +77,11 @@ def cmd_render(args: argparse.Namespace) -> int:
                                   validation=args.validation) as session:
         width = args.width or session.scene.width
         height = args.height or session.scene.height
-        view = session.view(window=args.window)
+        orbit = None
+        if args.orbit is not None:
+            az, el, radius = args.orbit
+            orbit = {"orbit": {"azimuth": az, "elevation": el, "radius": radius}, "fov_x": args.fov}
+        view = session.view(window=args.window, mode=args.mode, camera=orbit)
         progress = None
         if width * height >= 1 << 24 and sys.stderr.isatty():
             from tqdm import tqdm
@@ -105,12 +120,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_gigapixel
+    from .bench import bench
 
-    if args.app != "gigapixel":
-        raise NgrenderError(f"bench for app {args.app!r} is not available yet (gigapixel is)")
-    bench_gigapixel(args.scene, sizes=args.sizes, repeats=args.repeats, device=args.device,
-                    variant=args.variant, validation=args.validation)
+    sizes = args.sizes or ([256, 1024] if args.app == "gigapixel" else [256, 512])
+    bench(args.app, args.scene, sizes=sizes, repeats=args.repeats, device=args.device, variant=args.variant,
+          validation=args.validation)
     return 0
 
 
@@ -153,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_window, help="gigapixel view window x0,y0,x1,y1 in image units "
                                                   "(0,0,1,1 is the whole image)")
     p.add_argument("--tile", type=_size, help="largest tile per dispatch, e.g. 1024x1024")
+    p.add_argument("--mode", help="3D apps' render mode (sdf: shaded normals depth steps; volume: rgb opacity "
+                                  "steps; nerf: rgb depth opacity samples)")
+    p.add_argument("--orbit", type=_orbit, help="3D apps: camera on an orbit around the cube's centre, "
+                                                "AZIMUTH,ELEVATION,RADIUS (degrees, degrees, cube units)")
+    p.add_argument("--fov", type=float, default=50.0, help="horizontal field of view with --orbit (degrees)")
     _device_args(p)
     p.set_defaults(func=cmd_render)
 
@@ -161,9 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("bench", help="fused Vulkan vs NumPy reference vs PyTorch CPU on the same frame")
-    p.add_argument("app", choices=("gigapixel",))
-    p.add_argument("--scene", default=None, help="scene to benchmark (default: the app's default scene)")
-    p.add_argument("--sizes", type=_positive, nargs="+", default=[256, 1024], help="square frame sizes")
+    p.add_argument("app", choices=APPS)
+    p.add_argument("--scene", default=None, help="scene or model file to benchmark (default: the app's default)")
+    p.add_argument("--sizes", type=_positive, nargs="+", default=None,
+                   help="square frame sizes (default: 256 1024 for gigapixel, 256 512 for the 3D apps)")
     p.add_argument("--repeats", type=_positive, default=5, help="timed runs per measurement (median)")
     p.add_argument("--variant", choices=("auto", "baked", "buffered"), default="auto")
     _device_args(p)

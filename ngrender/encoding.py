@@ -9,6 +9,9 @@ instant-ngp configs and weights line up entry for entry:
   for dense grids (the low-resolution dense grid is a dense grid with per-level scale 1); a level is *hashed* when its dense size would exceed the table size T.
 * position     ``p = s_l * x + 0.5``, corner ``floor(p)``, fraction ``p - floor(p)`` (tcnn uses fmaf; we round
   the product and the sum separately, which every driver reproduces bit for bit).
+* simplex hash grid (arXiv 2311.15439; not in tcnn): the level position is skewed, ``s = p + F_n * sum(p)``,
+  the simplex is found by sorting the fractional parts, and its n+1 vertices are indexed like grid corners
+  (dense below T entries, hashed above) over the skewed lattice, whose extent is the level's ``resolution``.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from .errors import ConfigError
 # instant-ngp's coherent prime hash (tcnn common_device.h); the first prime is 1 on purpose.
 HASH_PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737)
 
-GRID_KINDS = {"hashgrid": "hash", "densegrid": "dense"}
+GRID_KINDS = {"hashgrid": "hash", "densegrid": "dense", "simplexhashgrid": "simplex"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Level:
 class GridGeometry:
     """Level layout of a multi-resolution grid encoding (hash, dense or low-resolution dense)."""
 
-    kind: str  # "hash" | "dense"
+    kind: str  # "hash" | "dense" | "simplex"
     n_dims: int
     n_levels: int
     n_features: int
@@ -78,6 +81,11 @@ def _next_multiple(value: int, multiple: int) -> int:
     return (value + multiple - 1) // multiple * multiple
 
 
+def simplex_skew(n_dims: int) -> np.float32:
+    """The simplex skew factor F_n = (sqrt(n+1) - 1) / n, in float32."""
+    return np.float32((math.sqrt(n_dims + 1) - 1) / n_dims)
+
+
 def level_scale(level: int, per_level_scale: float, base_resolution: int) -> np.float32:
     """tcnn grid_scale(): exp2f(level * log2f(b)) * N_min - 1, in float32."""
     log2_b = np.log2(np.float32(per_level_scale), dtype=np.float32)
@@ -101,9 +109,9 @@ def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
         kind = GRID_KINDS[otype]
     else:
         raise ConfigError(f"encoding otype {encoding.get('otype')!r} is not a grid encoding "
-                          f"(expected one of HashGrid, DenseGrid, Grid)")
-    if kind not in ("hash", "dense"):
-        raise ConfigError(f"grid type {kind!r} is not supported (Hash or Dense)")
+                          f"(expected one of HashGrid, DenseGrid, SimplexHashGrid, Grid)")
+    if kind not in ("hash", "dense", "simplex"):
+        raise ConfigError(f"grid type {kind!r} is not supported (Hash, Dense or Simplex)")
     interpolation = str(encoding.get("interpolation", "Linear"))
     if interpolation.lower() != "linear":
         raise ConfigError(f"grid interpolation {interpolation!r} is not supported (only Linear)")
@@ -132,10 +140,13 @@ def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
     for lv in range(n_levels):
         scale = level_scale(lv, b, base)
         res = int(math.ceil(float(scale))) + 1
+        if kind == "simplex":
+            # Skewed lattice: coordinates reach (scale + 0.5) * (1 + n F), plus the simplex's far vertex.
+            res = int(math.ceil((float(scale) + 0.5) * (1.0 + n_dims * float(simplex_skew(n_dims))))) + 2
         dense = res ** n_dims
         size = _next_multiple(min(dense, max_params), 8)
         hashed = False
-        if kind == "hash" and size > (1 << log2_t):
+        if kind in ("hash", "simplex") and size > (1 << log2_t):
             size, hashed = 1 << log2_t, True
         levels.append(Level(float(scale), res, size, offset, hashed))
         offset += size

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .encoding import GridGeometry
+from .encoding import GridGeometry, simplex_skew
 
 ACTIVATIONS = ("none", "relu", "sigmoid", "exponential")
 
@@ -33,8 +33,12 @@ def level_table(geom: GridGeometry) -> str:
     ]) + "\n"
 
 
-def grid_defines(geom: GridGeometry) -> dict[str, int]:
-    return {"GRID_DIMS": geom.n_dims, "GRID_LEVELS": geom.n_levels, "GRID_F": geom.n_features}
+def grid_defines(geom: GridGeometry) -> dict[str, int | str]:
+    out: dict[str, int | str] = {"GRID_DIMS": geom.n_dims, "GRID_LEVELS": geom.n_levels,
+                                 "GRID_F": geom.n_features, "GRID_SIMPLEX": int(geom.kind == "simplex")}
+    if geom.kind == "simplex":
+        out["SIMPLEX_SKEW"] = glsl_float(simplex_skew(geom.n_dims))
+    return out
 
 
 def mlp_defines(layers: Sequence[np.ndarray]) -> dict[str, int]:

@@ -24,6 +24,8 @@ ENCODINGS = {
               "per_level_scale": 1.405},
     "lowres": {"otype": "DenseGrid", "n_levels": 2, "n_features_per_level": 8, "base_resolution": 16,
                "per_level_scale": 1.0},
+    "simplex": {"otype": "SimplexHashGrid", "n_levels": 8, "n_features_per_level": 2, "log2_hashmap_size": 12,
+                "base_resolution": 4, "per_level_scale": 1.6},
 }
 NETWORK = {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 32,
            "n_hidden_layers": 2}

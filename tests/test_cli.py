@@ -151,3 +151,26 @@ def test_train_then_render_end_to_end(tmp_path):
     assert np.asarray(Image.open(tmp_path / "o.png")).shape == (16, 32, 3)
     assert_clean_error(run("train", "gigapixel", "--image", tmp_path / "nope.jpg", "--out", tmp_path / "x.st"),
                        "does not exist")
+
+
+def test_render_3d_model_with_mode_and_orbit(tmp_path):
+    data = ROOT / "tests" / "data"
+    scene = tmp_path / "nerf.json"
+    scene.write_text(json.dumps({"app": "nerf", "model": str(data / "nerf_blobs_dense.safetensors"),
+                                 "render": {"width": 40, "height": 30}}))
+    proc = run("render", scene, "--out", tmp_path / "n.png", "--mode", "opacity", "--orbit", "90,30,1.4")
+    assert proc.returncode == 0, proc.stderr
+    img = np.asarray(Image.open(tmp_path / "n.png"))
+    assert img.shape == (30, 40, 3) and img.max() > 200 and img.min() < 20  # opaque blobs on clear background
+    assert_clean_error(run("render", scene, "--out", tmp_path / "n.png", "--mode", "xray"), "render mode 'xray'")
+    assert_clean_error(run("render", scene, "--out", tmp_path / "n.png", "--window", "0,0,1,1"),
+                       "unknown nerf view field(s) ['window']")
+
+
+@pytest.mark.parametrize("app", ["sdf", "volume", "nerf"])
+def test_bench_3d_apps_run(app):
+    proc = run("bench", app, "--sizes", "24", "--repeats", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "samples/pixel" in proc.stdout and "pytorch cpu" in proc.stdout
+    if app == "nerf":
+        assert "occupancy-grid skipping" in proc.stdout

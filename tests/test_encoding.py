@@ -77,7 +77,7 @@ def test_encoding_is_continuous_and_interpolates_corners(model_factory):
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-@pytest.mark.parametrize("encoding", ["hash", "dense", "lowres"])
+@pytest.mark.parametrize("encoding", ["hash", "dense", "lowres", "simplex"])
 def test_gpu_grid_index_exact(device, model_factory, encoding, dims):
     model = model_factory(encoding, n_in=dims)
     rng = np.random.default_rng(1)
@@ -91,7 +91,7 @@ def test_gpu_grid_index_exact(device, model_factory, encoding, dims):
 
 @pytest.mark.parametrize("variant", ["baked", "buffered"])
 @pytest.mark.parametrize("dims", [2, 3])
-@pytest.mark.parametrize("encoding", ["hash", "dense", "lowres"])
+@pytest.mark.parametrize("encoding", ["hash", "dense", "lowres", "simplex"])
 def test_gpu_encoding_matches_reference(device, model_factory, encoding, dims, variant):
     model = model_factory(encoding, n_in=dims)
     x = np.random.default_rng(2).random((2000, dims)).astype(np.float32)
@@ -106,3 +106,22 @@ def test_gpu_encoding_fp32_model(device, model_factory):
     x = np.random.default_rng(3).random((500, 2)).astype(np.float32)
     got = run_field_stage(device, model, "baked", "encode", x)
     np.testing.assert_allclose(got, encode_grid(model.geometry, model.grid, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_simplex_weights_and_continuity(model_factory, dims):
+    """Barycentric weights are >= 0 and sum to 1; n+1 lookups; the encoding is continuous across simplices."""
+    from ngrender.reference.grid import simplex_vertices
+    model = model_factory("simplex", n_in=dims)
+    x = np.random.default_rng(7).random((4000, dims)).astype(np.float32)
+    vertices, weights = simplex_vertices(model.geometry, 3, x)
+    w = np.stack(weights, axis=1)
+    assert len(vertices) == dims + 1 and (w >= 0).all()
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-6)
+    # Neighbouring vertices differ in exactly one coordinate by one (a walk along the simplex's edges).
+    for a, b in zip(vertices, vertices[1:]):
+        assert ((b.astype(np.int64) - a).sum(axis=1) == 1).all()
+    eps = np.float32(1e-5)
+    f0 = encode_grid(model.geometry, model.grid, x)
+    f1 = encode_grid(model.geometry, model.grid, np.clip(x + eps, 0, 1))
+    assert np.abs(f1 - f0).max() < 0.05  # the finest level spans ~100 cells: a jump would be O(1)

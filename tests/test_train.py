@@ -48,3 +48,17 @@ def test_unreadable_training_image(tmp_path):
         trainer.train(bad, steps=1, progress=False)
     with pytest.raises(ConfigError, match="does not exist"):
         resolve_image(str(tmp_path / "missing.jpg"))
+
+
+@pytest.mark.parametrize("encoding", ["hash", "dense", "lowres", "simplex"])
+def test_torch_field_equals_reference(model_factory, encoding):
+    """The PyTorch peer (training, benchmarks) computes the reference's encoding + MLP."""
+    import torch
+
+    from ngrender.reference.field import field_network
+    from ngrender.train.torch_field import TorchField
+    model = model_factory(encoding, n_in=3)
+    x = np.random.default_rng(3).random((3000, 3)).astype(np.float32)
+    with torch.no_grad():
+        got = TorchField.from_model(model)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, field_network(model)(x), rtol=1e-4, atol=1e-5)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import Model
-from .grid import encode_grid
-from .mlp import mlp_forward
+from .field import Network, field_network
 
 FULL_WINDOW = (0.0, 0.0, 1.0, 1.0)
 
@@ -31,13 +30,13 @@ def pixel_coords(width: int, height: int, window: tuple[float, float, float, flo
     return np.stack([u.ravel(), v.ravel()], axis=1).astype(np.float32)
 
 
-def shade(model: Model, uv: np.ndarray, background: float = 0.0) -> np.ndarray:
-    """Linear RGB in [0,1] (N, 3) for image-plane coordinates; outside the image is the background."""
+def shade(model: Model, uv: np.ndarray, background: float = 0.0, network: Network | None = None) -> np.ndarray:
+    """RGB in [0,1] (N, 3) for image-plane coordinates; outside the image is the background."""
+    network = network or field_network(model)
     inside = np.all((uv >= 0.0) & (uv <= 1.0), axis=1)
     rgb = np.full((uv.shape[0], 3), np.float32(background), dtype=np.float32)
     if inside.any():
-        feats = encode_grid(model.geometry, model.grid, uv[inside])
-        rgb[inside] = mlp_forward(model.layers, feats, model.net.output_activation)
+        rgb[inside] = network(uv[inside])
     return np.clip(rgb, 0.0, 1.0)
 
 
@@ -46,11 +45,12 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(rgb, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
-def render(model: Model, width: int, height: int,
-           window: tuple[float, float, float, float] = FULL_WINDOW, chunk: int = 1 << 16) -> np.ndarray:
+def render(model: Model, width: int, height: int, window: tuple[float, float, float, float] = FULL_WINDOW,
+           chunk: int = 1 << 16, background: float = 0.0, network: Network | None = None) -> np.ndarray:
     """Reference frame, (height, width, 3) uint8."""
+    network = network or field_network(model)
     uv = pixel_coords(width, height, window)
     out = np.empty((uv.shape[0], 3), dtype=np.uint8)
     for start in range(0, uv.shape[0], chunk):
-        out[start:start + chunk] = to_uint8(shade(model, uv[start:start + chunk]))
+        out[start:start + chunk] = to_uint8(shade(model, uv[start:start + chunk], background, network))
     return out.reshape(height, width, 3)

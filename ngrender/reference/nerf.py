@@ -8,6 +8,7 @@ front-to-back alpha compositing, stopping when transmittance < min_transmittance
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -101,8 +102,14 @@ def occupancy_from_density(model: Model, res: int, dt: float, threshold: float =
     return occupied.reshape(res, res, res).astype(np.uint8)
 
 
-def render(model: Model, width: int, height: int, view: NerfView) -> tuple[np.ndarray, np.ndarray]:
-    """(image (h, w, 3) uint8, network samples per pixel (h, w))."""
+Radiance = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
+
+def render(model: Model, width: int, height: int, view: NerfView,
+           radiance_fn: Radiance | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(image (h, w, 3) uint8, network samples per pixel (h, w)); ``radiance_fn(p, d) -> (sigma, rgb)``
+    replaces the NumPy networks (the PyTorch benchmark peer)."""
+    radiance_fn = radiance_fn or (lambda p, d: radiance(model, p, d))
     o, d = camera_rays(view.camera, width, height)
     t_near, t_far = unit_box_hits(o, d)
     n = o.shape[0]
@@ -132,7 +139,7 @@ def render(model: Model, width: int, height: int, view: NerfView) -> tuple[np.nd
         else:
             step_idx = idx
         if idx.size:
-            sigma, rgb = radiance(model, p, d[idx])
+            sigma, rgb = radiance_fn(p, d[idx])
             alpha = np.float32(1.0) - np.exp(-sigma * dt).astype(np.float32)
             weight = trans[idx] * alpha
             colour[idx] += weight[:, None] * rgb

@@ -13,8 +13,7 @@ from ..camera import Camera, orbit
 from ..model import Model
 from .camera import camera_rays, unit_box_hits
 from .gigapixel import to_uint8
-from .grid import encode_grid
-from .mlp import mlp_forward
+from .field import Network, field_network
 
 MODES = {"shaded": 0, "normals": 1, "depth": 2, "steps": 3}
 STEP_SCALE = np.float32(0.95)
@@ -33,11 +32,6 @@ class SdfView:
     depth_far: float = 3.0
     normal_h: float = 2e-3  # finite-difference offset of the normal samples (unit-cube units)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-
-def sdf_eval(model: Model, p: np.ndarray) -> np.ndarray:
-    x = np.clip(p, np.float32(0.0), np.float32(1.0))
-    return mlp_forward(model.layers, encode_grid(model.geometry, model.grid, x), model.net.output_activation)[:, 0]
 
 
 def shade_rgb(mode: int, hit: np.ndarray, t: np.ndarray, steps: np.ndarray, normal: np.ndarray, view: SdfView,
@@ -59,8 +53,10 @@ def shade_rgb(mode: int, hit: np.ndarray, t: np.ndarray, steps: np.ndarray, norm
     return rgb.astype(np.float32)
 
 
-def render(model: Model, width: int, height: int, view: SdfView) -> tuple[np.ndarray, np.ndarray]:
-    """(image (h, w, 3) uint8, steps per pixel (h, w))."""
+def render(model: Model, width: int, height: int, view: SdfView,
+           network: Network | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(image (h, w, 3) uint8, network evaluations per pixel (h, w): trace steps, plus 4 at a hit)."""
+    network = network or field_network(model)
     o, d = camera_rays(view.camera, width, height)
     t_near, t_far = unit_box_hits(o, d)
     n_rays = o.shape[0]
@@ -76,7 +72,7 @@ def render(model: Model, width: int, height: int, view: SdfView) -> tuple[np.nda
         if idx.size == 0:
             break
         p = o[idx] + t[idx, None] * d[idx]
-        s = sdf_eval(model, p)
+        s = network(p)[:, 0]
         steps[idx] += 1
         done = s < eps
         hit[idx[done]] = True
@@ -86,6 +82,7 @@ def render(model: Model, width: int, height: int, view: SdfView) -> tuple[np.nda
     if hits.size:
         p_hit = o[hits] + t[hits, None] * d[hits]
         for e in TETRA:
-            normal[hits] += e[None, :] * sdf_eval(model, p_hit + np.float32(view.normal_h) * e)[:, None]
+            normal[hits] += e[None, :] * network(p_hit + np.float32(view.normal_h) * e)[:, :1]
     rgb = shade_rgb(MODES[view.mode], hit, t, steps, normal, view, view.max_steps)
-    return to_uint8(rgb).reshape(height, width, 3), steps.reshape(height, width)
+    evaluations = steps + 4 * hit
+    return to_uint8(rgb).reshape(height, width, 3), evaluations.reshape(height, width)

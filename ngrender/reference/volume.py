@@ -10,8 +10,7 @@ from ..camera import Camera, orbit
 from ..model import Model
 from .camera import camera_rays, unit_box_hits
 from .gigapixel import to_uint8
-from .grid import encode_grid
-from .mlp import mlp_forward
+from .field import Network, field_network
 
 MODES = {"rgb": 0, "opacity": 1, "steps": 2}
 
@@ -30,13 +29,10 @@ class VolumeView:
         return np.float32(np.sqrt(3.0) / self.n_steps)
 
 
-def field_eval(model: Model, p: np.ndarray) -> np.ndarray:
-    x = np.clip(p, np.float32(0.0), np.float32(1.0))
-    return mlp_forward(model.layers, encode_grid(model.geometry, model.grid, x), model.net.output_activation)
-
-
-def render(model: Model, width: int, height: int, view: VolumeView) -> tuple[np.ndarray, np.ndarray]:
+def render(model: Model, width: int, height: int, view: VolumeView,
+           network: Network | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(image (h, w, 3) uint8, samples per pixel (h, w))."""
+    network = network or field_network(model)
     o, d = camera_rays(view.camera, width, height)
     t_near, t_far = unit_box_hits(o, d)
     n = o.shape[0]
@@ -52,7 +48,7 @@ def render(model: Model, width: int, height: int, view: VolumeView) -> tuple[np.
         idx = np.nonzero(active)[0]
         if idx.size == 0:
             break
-        out = field_eval(model, o[idx] + t[idx, None] * d[idx])
+        out = network(o[idx] + t[idx, None] * d[idx])
         sigma = out[:, 3] * np.float32(view.density_scale)
         alpha = np.float32(1.0) - np.exp(-sigma * dt).astype(np.float32)
         weight = trans[idx] * alpha

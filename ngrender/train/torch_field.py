@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..encoding import HASH_PRIMES, GridGeometry
+from ..encoding import HASH_PRIMES, GridGeometry, simplex_skew
 from ..model import Model, NetworkConfig
 
 
@@ -39,7 +39,30 @@ class TorchGrid(nn.Module):
             stride *= lv.resolution
         return torch.remainder(index & 0xFFFFFFFF, lv.size)
 
+    def _simplex_level(self, level: int, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """reference.grid.simplex_vertices in PyTorch: skew, rank the fractional parts, n+1 lookups."""
+        d = self.geom.n_dims
+        pos = x * self.geom.levels[level].scale + 0.5
+        skewed = pos + float(simplex_skew(d)) * pos.sum(dim=1, keepdim=True)
+        cell = torch.floor(skewed)
+        frac = skewed - cell
+        idx = torch.arange(d)
+        before = (frac[:, None, :] > frac[:, :, None]) | ((frac[:, None, :] == frac[:, :, None])
+                                                          & (idx[None, None, :] < idx[None, :, None]))
+        rank = before.sum(dim=2)  # (N, d): position of each dimension in descending order
+        ordered = torch.zeros_like(frac).scatter(1, rank, frac)
+        weights = [1.0 - ordered[:, 0]] + [ordered[:, k - 1] - ordered[:, k] for k in range(1, d)] + \
+            [ordered[:, d - 1]]
+        base = cell.to(torch.int64)
+        out = 0.0
+        for k, weight in enumerate(weights):
+            vertex = base + (rank < k).to(torch.int64)
+            out = out + weight[:, None] * table[self._index(level, vertex)]
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.geom.kind == "simplex":
+            return torch.cat([self._simplex_level(lv, table, x) for lv, table in enumerate(self.levels)], dim=1)
         feats = []
         for level, table in enumerate(self.levels):
             pos = x * self.geom.levels[level].scale + 0.5
@@ -137,3 +160,28 @@ class TorchNerf(nn.Module):
             for layer, weight in zip(nerf.rgb_layers, model.rgb_layers):
                 layer.weight.copy_(torch.from_numpy(weight))
         return nerf
+
+
+def torch_network(model: Model):
+    """The model's network in PyTorch as a NumPy-in/NumPy-out function (reference.field.field_network's peer)."""
+    field = TorchField.from_model(model).eval()
+
+    def evaluate(p: np.ndarray) -> np.ndarray:
+        x = np.clip(p, 0.0, 1.0) if model.n_input_dims == 3 else p
+        with torch.inference_mode():
+            return field(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+
+    return evaluate
+
+
+def torch_radiance(model: Model):
+    """NeRF's (p, d) -> (density, rgb) in PyTorch (reference.nerf.radiance's peer)."""
+    nerf = TorchNerf.from_model(model).eval()
+
+    def evaluate(p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            sigma, rgb = nerf(torch.from_numpy(np.clip(p, 0.0, 1.0).astype(np.float32)),
+                              torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32)))
+        return sigma.numpy(), rgb.numpy()
+
+    return evaluate

@@ -70,33 +70,42 @@ void main() {
     float depth = 0.0;
     int samples = 0;
     if (t_near <= t_far) {
+        // Outer loop: one network evaluation per iteration, so the lanes of a SIMD group evaluate together.
+        // Inner loop: jump over empty occupancy cells without touching the network.
         for (int i = 0; i < pc.n_steps + 1; ++i) {
             if (t > t_far || trans < pc.cam_y.w) break;
             precise vec3 p = o + t * d;
-            float advance = 1.0;
-            ivec3 cell = occupancy_cell(p);
-            if (use_occupancy && !occupied(cell)) {
-                advance = steps_to_leave(cell, p, d, t, dt);
-            } else {
-                float feat[MLP_IN];
-                grid_encode(clamp(p, 0.0, 1.0), feat);
-                float h[MLP_OUT];
-                mlp_forward(feat, h);
-                [[unroll]] for (int k = 0; k < MLP_OUT; ++k) rgb_in[k] = h[k];
-                float c[3];
-                rgb_forward(rgb_in, c);
-                float sigma = exp(h[0]);
-                precise float alpha = 1.0 - exp(-(sigma * dt));
-                precise float weight = trans * alpha;
-                precise vec3 nc = colour + weight * vec3(c[0], c[1], c[2]);
-                colour = nc;
-                precise float nd = depth + weight * t;
-                depth = nd;
-                precise float tr = trans * (1.0 - alpha);
-                trans = tr;
-                samples += 1;
+            if (use_occupancy) {
+                ivec3 cell = occupancy_cell(p);
+                bool skipped = false;
+                while (!occupied(cell)) {
+                    precise float tn = t + steps_to_leave(cell, p, d, t, dt) * dt;
+                    t = tn;
+                    if (t > t_far) { skipped = true; break; }
+                    precise vec3 pn = o + t * d;
+                    p = pn;
+                    cell = occupancy_cell(p);
+                }
+                if (skipped) break;
             }
-            precise float tn = t + advance * dt;
+            float feat[MLP_IN];
+            grid_encode(clamp(p, 0.0, 1.0), feat);
+            float h[MLP_OUT];
+            mlp_forward(feat, h);
+            [[unroll]] for (int k = 0; k < MLP_OUT; ++k) rgb_in[k] = h[k];
+            float c[3];
+            rgb_forward(rgb_in, c);
+            float sigma = exp(h[0]);
+            precise float alpha = 1.0 - exp(-(sigma * dt));
+            precise float weight = trans * alpha;
+            precise vec3 nc = colour + weight * vec3(c[0], c[1], c[2]);
+            colour = nc;
+            precise float nd = depth + weight * t;
+            depth = nd;
+            precise float tr = trans * (1.0 - alpha);
+            trans = tr;
+            samples += 1;
+            precise float tn = t + dt;
             t = tn;
         }
     }

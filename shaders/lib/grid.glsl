@@ -1,4 +1,4 @@
-// Multi-resolution grid encoding (hash / dense / low-res dense), tcnn's arithmetic.
+// Multi-resolution grid encoding (hash / dense / low-res dense, tcnn's arithmetic; simplex: GRID_SIMPLEX).
 // Needs: GRID_DIMS, GRID_LEVELS, GRID_F, the LEVEL_* constant tables (generated/grid_levels.glsl)
 // and `void grid_load(uint entry, out float v[GRID_F])` from the kernel variant.
 #include "hash.glsl"
@@ -28,6 +28,42 @@ uint grid_index(const int level, guvec c) {
     return LEVEL_OFFSET[level] + index;
 }
 
+#if GRID_SIMPLEX
+// Simplex grid: skew the level position, sort the fractional parts (descending; ties keep the lower dimension
+// first), and interpolate the n+1 vertices with barycentric weights 1 - f(1), f(1) - f(2), ..., f(n).
+void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
+    [[unroll]] for (int i = 0; i < GRID_LEVELS * GRID_F; ++i) feat[i] = 0.0;
+    [[unroll]] for (int l = 0; l < GRID_LEVELS; ++l) {
+        precise gvec pos = gvec(LEVEL_SCALE[l]) * x + gvec(0.5);
+        precise float total = pos[0];
+        [[unroll]] for (int d = 1; d < GRID_DIMS; ++d) { precise float t2 = total + pos[d]; total = t2; }
+        precise gvec skewed = pos + gvec(SIMPLEX_SKEW * total);
+        gvec cellf = floor(skewed);
+        gvec frac = skewed - cellf;
+        guvec cell = guvec(givec(cellf));
+        int rank[GRID_DIMS];
+        float ordered[GRID_DIMS];
+        [[unroll]] for (int i = 0; i < GRID_DIMS; ++i) {
+            int r = 0;
+            [[unroll]] for (int j = 0; j < GRID_DIMS; ++j) {
+                if (j != i && (frac[j] > frac[i] || (frac[j] == frac[i] && j < i))) r += 1;
+            }
+            rank[i] = r;
+        }
+        [[unroll]] for (int i = 0; i < GRID_DIMS; ++i) {
+            [[unroll]] for (int k = 0; k < GRID_DIMS; ++k) if (rank[i] == k) ordered[k] = frac[i];
+        }
+        [[unroll]] for (int k = 0; k <= GRID_DIMS; ++k) {
+            float w = k == 0 ? 1.0 - ordered[0] : (k == GRID_DIMS ? ordered[GRID_DIMS - 1] : ordered[k - 1] - ordered[k]);
+            guvec c = cell;
+            [[unroll]] for (int i = 0; i < GRID_DIMS; ++i) if (rank[i] < k) c[i] += 1u;
+            float v[GRID_F];
+            grid_load(grid_index(l, c), v);
+            [[unroll]] for (int f = 0; f < GRID_F; ++f) feat[l * GRID_F + f] += w * v[f];
+        }
+    }
+}
+#else
 void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
     [[unroll]] for (int i = 0; i < GRID_LEVELS * GRID_F; ++i) feat[i] = 0.0;
     [[unroll]] for (int l = 0; l < GRID_LEVELS; ++l) {
@@ -50,3 +86,4 @@ void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
         }
     }
 }
+#endif
