@@ -114,3 +114,44 @@ def bench(app: str, scene: str | Path | None = None, sizes=(256, 512), repeats: 
             print(f"\noccupancy-grid skipping at {size}x{size}: {without.mean():.1f} -> {with_occ.mean():.1f} "
                   f"network samples per ray ({without.sum() / max(with_occ.sum(), 1):.1f}x fewer)")
     return rows
+
+
+STAND_IN_STEMS = {"sdf": "sdf_torus", "volume": "volume_cloud", "nerf": "nerf_blobs"}
+
+
+def compare_encodings(app: str, models: list[str | Path] | None = None, size: int = 256, repeats: int = 3,
+                      device: str | None = None, variant: str = "auto") -> list[dict]:
+    """Same app, different encodings (by default the hash and simplex stand-ins, fitted identically): grid
+    lookups per sample, the fit's held-out error stored with each model, and the fused render's speed."""
+    from .model import load_model
+
+    if models is None:
+        if app not in STAND_IN_STEMS:
+            raise ValueError(f"no default models to compare for {app}; pass --models")
+        models = [ROOT / "tests" / "data" / f"{STAND_IN_STEMS[app]}_{enc}.safetensors" for enc in ("hash", "simplex")]
+    rows = []
+    print(f"{app}: encodings side by side at {size}x{size} (median of {repeats}); quality = held-out mean "
+          "absolute error of the fit (lower is better)\n")
+    header = (f"{'model':<34} {'encoding':<8} {'lookups/sample':>14} {'fit error':>10} {'ms/frame':>9} "
+              f"{'Msamples/s':>11}")
+    print(header)
+    print("-" * len(header))
+    for path in models:
+        model = load_model(path)
+        with RenderSession(model, device=device, variant=variant) as session:
+            view = session.view()
+            session.renderer.render(size, size, view)
+            ms = median_ms(lambda: session.renderer.render(size, size, view), repeats)[0]
+        samples = reference_renderer(app, model, view)(size, size)[1]
+        geom = model.geometry
+        corners = geom.n_dims + 1 if geom.kind == "simplex" else 2 ** geom.n_dims
+        row = {"model": Path(path).name, "encoding": geom.kind, "lookups": geom.n_levels * corners,
+               "fit_error": model.extra.get("fit_mae", float("nan")), "ms": ms, "msamples_s": samples / ms / 1e3}
+        rows.append(row)
+        print(f"{row['model']:<34} {row['encoding']:<8} {row['lookups']:>14} {row['fit_error']:>10.4f} "
+              f"{ms:>9.1f} {row['msamples_s']:>11.3f}")
+    if len(rows) == 2:
+        print(f"\n{rows[1]['encoding']} vs {rows[0]['encoding']}: {rows[1]['msamples_s'] / rows[0]['msamples_s']:.2f}x "
+              f"samples/s, {rows[1]['lookups'] / rows[0]['lookups']:.2f}x lookups, fit error "
+              f"{rows[1]['fit_error'] / rows[0]['fit_error']:.2f}x")
+    return rows

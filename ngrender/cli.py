@@ -120,8 +120,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench
+    from .bench import bench, compare_encodings
 
+    if args.compare_encodings or args.models:
+        if args.app == "gigapixel" and not args.models:
+            raise NgrenderError("gigapixel has no default models to compare: pass --models A B")
+        compare_encodings(args.app, args.models, size=(args.sizes or [256])[0], repeats=args.repeats,
+                          device=args.device, variant=args.variant)
+        return 0
     sizes = args.sizes or ([256, 1024] if args.app == "gigapixel" else [256, 512])
     bench(args.app, args.scene, sizes=sizes, repeats=args.repeats, device=args.device, variant=args.variant,
           validation=args.validation)
@@ -185,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=_positive, nargs="+", default=None,
                    help="square frame sizes (default: 256 1024 for gigapixel, 256 512 for the 3D apps)")
     p.add_argument("--repeats", type=_positive, default=5, help="timed runs per measurement (median)")
+    p.add_argument("--compare-encodings", action="store_true",
+                   help="hash vs simplex (or --models) on the same app: lookups, fit quality, samples/s")
+    p.add_argument("--models", nargs="+", help="model files to compare side by side")
     p.add_argument("--variant", choices=("auto", "baked", "buffered"), default="auto")
     _device_args(p)
     p.set_defaults(func=cmd_bench)

@@ -174,3 +174,9 @@ def test_bench_3d_apps_run(app):
     assert "samples/pixel" in proc.stdout and "pytorch cpu" in proc.stdout
     if app == "nerf":
         assert "occupancy-grid skipping" in proc.stdout
+
+
+def test_bench_compare_encodings():
+    proc = run("bench", "sdf", "--compare-encodings", "--sizes", "24", "--repeats", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "simplex vs hash" in proc.stdout and "lookups/sample" in proc.stdout

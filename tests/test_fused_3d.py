@@ -26,7 +26,7 @@ from screenshots import compare_screenshot
 
 DATA = Path(__file__).resolve().parent / "data"
 APPS = {"sdf": ("sdf_torus", sdf_ref), "volume": ("volume_cloud", volume_ref), "nerf": ("nerf_blobs", nerf_ref)}
-ENCODINGS = ["hash", "dense", "lowres"]
+ENCODINGS = ["hash", "dense", "lowres", "simplex"]
 
 
 def fitted(app: str, encoding: str):
