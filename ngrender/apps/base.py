@@ -1,11 +1,13 @@
 """What every fused app shares: the field's GPU resources, one tile-sized RGBA8 output buffer, one pipeline."""
 from __future__ import annotations
 
+import dataclasses
 import struct
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..camera import Camera, camera_from_json
 from ..errors import ConfigError
 from ..model import Model
 from ..shaders import compile_shader
@@ -20,7 +22,8 @@ OUTPUT_BINDING = 1
 
 class FusedApp:
     """Subclasses set ``name``, ``shader``, ``push`` (a struct.Struct matching the shader's push block),
-    ``n_input_dims``/``n_output_dims``, ``view_fields``, and implement ``push_values`` and ``_make_view``."""
+    ``n_input_dims``/``n_output_dims``, ``view_class`` (+ ``modes``, ``view_rules``) and implement
+    ``push_values``."""
 
     name = "app"
     shader = ""
@@ -56,21 +59,54 @@ class FusedApp:
             raise ConfigError(f"a {cls.name} model maps {cls.n_input_dims} inputs to {cls.n_output_dims} outputs, "
                               f"this one {model.n_input_dims} -> {model.n_output_dims}")
 
-    view_fields: tuple[str, ...] = ()
+    view_class: type  # a frozen dataclass whose defaults are the app's default view
+    modes: Mapping[str, int] = {}
+    # field -> (test, what it must be): range checks applied to every view
+    view_rules: Mapping[str, tuple[Callable[[Any], bool], str]] = {}
+
+    @property
+    def view_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.view_class))
 
     def make_view(self, settings: Mapping[str, Any]):
-        """The app's view from scene/CLI settings; unknown fields are errors (typos do not pass silently)."""
+        """The app's view from scene/CLI settings, each field converted to its default's type and checked;
+        unknown fields are errors (typos do not pass silently)."""
         unknown = set(settings) - set(self.view_fields)
         if unknown:
             raise ConfigError(f"unknown {self.name} view field(s) {sorted(unknown)}; "
                               f"allowed {sorted(self.view_fields)}")
-        return self._make_view(settings)
+        defaults = self.view_class()
+        values = {name: self._convert(name, raw, getattr(defaults, name)) for name, raw in settings.items()}
+        view = dataclasses.replace(defaults, **values)
+        for name, (ok, rule) in self.view_rules.items():
+            if not ok(getattr(view, name)):
+                raise ConfigError(f"{self.name} view: {name} must be {rule}, got {getattr(view, name)!r}")
+        return view
 
-    def _make_view(self, settings: Mapping[str, Any]):  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _convert(self, name: str, raw: Any, default: Any) -> Any:
+        if name == "camera":
+            return camera_from_json(raw, f"{self.name} view camera")
+        if name == "mode":
+            if raw not in self.modes:
+                raise ConfigError(f"{self.name} render mode {raw!r} is not one of {list(self.modes)}")
+            return raw
+        try:
+            if isinstance(default, bool):
+                return bool(raw)
+            if isinstance(default, (int, float)):
+                return type(default)(raw)
+            if isinstance(default, tuple):
+                value = tuple(float(v) for v in raw)
+                if len(value) != len(default):
+                    raise ValueError(f"needs {len(default)} numbers, got {len(value)}")
+                return value
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.name} view field {name}: {exc}") from None
+        raise ConfigError(f"{self.name} view field {name} cannot be set")
 
     def default_view(self):
         return self.make_view({})
+
 
     def push_values(self, view, frame: tuple[int, int], origin: tuple[int, int],
                     size: tuple[int, int]) -> tuple:  # pragma: no cover - overridden
@@ -95,3 +131,9 @@ class FusedApp:
             if obj is not None:
                 obj.destroy()
         self.pipeline = self.output = self.field = None
+
+
+def camera_push(camera: Camera, w: tuple[float, float, float, float]) -> tuple[float, ...]:
+    """The 3D kernels' first 64 push bytes: camera x, y, z axes and origin as vec4s, with ``w`` in the .w slots."""
+    c2w = camera.c2w
+    return tuple(v for i in range(4) for v in (*c2w[:3, i], w[i]))

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Mapping
-
 import numpy as np
 
 from ..errors import ConfigError
@@ -32,17 +30,7 @@ class GigapixelApp(FusedApp):
     shader = "fused/gigapixel.comp"
     push = struct.Struct("<2i2i2f2ff")  # matches `Push` in the shader
     n_input_dims, n_output_dims = 2, 3
-    view_fields = ("window", "background")
-
-    def _make_view(self, settings: Mapping[str, Any]) -> GigapixelView:
-        try:
-            window = tuple(float(v) for v in settings.get("window", (0.0, 0.0, 1.0, 1.0)))
-            background = float(settings.get("background", 0.0))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"gigapixel view: {exc}") from None
-        if len(window) != 4:
-            raise ConfigError(f"gigapixel view window needs 4 numbers, got {len(window)}")
-        return GigapixelView(window, background)
+    view_class = GigapixelView
 
     def push_values(self, view: GigapixelView, frame, origin, size) -> tuple:
         du, dv = pixel_step(frame[0], frame[1], view.window)
