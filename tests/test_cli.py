@@ -180,3 +180,13 @@ def test_bench_compare_encodings():
     proc = run("bench", "sdf", "--compare-encodings", "--sizes", "24", "--repeats", "1")
     assert proc.returncode == 0, proc.stderr
     assert "simplex vs hash" in proc.stdout and "lookups/sample" in proc.stdout
+
+
+@pytest.mark.parametrize("scene", sorted((ROOT / "scenes").rglob("*.json")), ids=lambda p: p.stem)
+def test_every_scene_renders(scene):
+    """Every committed scene file loads, validates and renders (small, through the real session)."""
+    from ngrender.session import RenderSession
+    with RenderSession.from_scene(scene, validation=True) as session:
+        image, stats = session.renderer.render(24, 16, session.view())
+        session.check_validation()
+    assert image.shape == (16, 24, 3) and image.std() > 1  # not a flat frame
