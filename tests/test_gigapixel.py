@@ -13,6 +13,7 @@ from ngrender.errors import ConfigError
 from ngrender.model import load_model
 from ngrender.pngio import write_png
 from ngrender.reference import gigapixel as ref
+from ngrender.reference.output import to_uint8
 from ngrender.render import Renderer
 from ngrender.session import RenderSession
 from screenshots import compare_screenshot
@@ -45,7 +46,7 @@ def test_fused_render_equals_reference(device, model_factory, encoding, variant)
     view = GigapixelView(window=(-0.1, 0.05, 1.05, 0.9), background=0.25)  # includes outside-image pixels
     image, stats = render(device, model, variant, 83, 61, view)
     want = ref.render(model, 83, 61, view.window)
-    want[~_inside(83, 61, view.window)] = ref.to_uint8(np.float32(0.25))
+    want[~_inside(83, 61, view.window)] = to_uint8(np.float32(0.25))
     assert_close_images(image, want)
     assert stats.tiles == 1 and stats.samples == 83 * 61
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..model import Model
 from .field import Network, field_network
+from .output import to_uint8
 
 FULL_WINDOW = (0.0, 0.0, 1.0, 1.0)
 
@@ -38,11 +39,6 @@ def shade(model: Model, uv: np.ndarray, background: float = 0.0, network: Networ
     if inside.any():
         rgb[inside] = network(uv[inside])
     return np.clip(rgb, 0.0, 1.0)
-
-
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """The shaders' quantisation: floor(clamp(c, 0, 1) * 255 + 0.5)."""
-    return np.floor(np.clip(rgb, 0.0, 1.0) * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
 
 
 def render(model: Model, width: int, height: int, window: tuple[float, float, float, float] = FULL_WINDOW,

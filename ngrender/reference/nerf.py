@@ -15,7 +15,7 @@ import numpy as np
 from ..camera import Camera, orbit
 from ..model import Model
 from .camera import camera_rays, unit_box_hits
-from .gigapixel import to_uint8
+from .output import heat_map, to_uint8
 from .grid import encode_grid
 from .mlp import mlp_forward
 
@@ -156,5 +156,5 @@ def render(model: Model, width: int, height: int, view: NerfView,
         out = np.repeat((np.float32(1.0) - trans)[:, None], 3, axis=1)
     else:
         s = np.minimum(samples.astype(np.float32) / np.float32(64.0), np.float32(1.0))
-        out = np.stack([s, np.float32(4.0) * s * (np.float32(1.0) - s), np.float32(1.0) - s], axis=1)
+        out = heat_map(s)
     return to_uint8(out).reshape(height, width, 3), samples.reshape(height, width)

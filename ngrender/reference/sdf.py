@@ -12,7 +12,7 @@ import numpy as np
 from ..camera import Camera, orbit
 from ..model import Model
 from .camera import camera_rays, unit_box_hits
-from .gigapixel import to_uint8
+from .output import heat_map, to_uint8
 from .field import Network, field_network
 
 MODES = {"shaded": 0, "normals": 1, "depth": 2, "steps": 3}
@@ -49,7 +49,7 @@ def shade_rgb(mode: int, hit: np.ndarray, t: np.ndarray, steps: np.ndarray, norm
         rgb[hit] = np.repeat(depth[:, None], 3, axis=1)[hit]
     else:
         s = (steps.astype(np.float32) / np.float32(max_steps))
-        rgb = np.stack([s, np.float32(4.0) * s * (np.float32(1.0) - s), np.float32(1.0) - s], axis=1)
+        rgb = heat_map(s)
     return rgb.astype(np.float32)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from ..camera import Camera, orbit
 from ..model import Model
 from .camera import camera_rays, unit_box_hits
-from .gigapixel import to_uint8
+from .output import heat_map, to_uint8
 from .field import Network, field_network
 
 MODES = {"rgb": 0, "opacity": 1, "steps": 2}
@@ -63,5 +63,5 @@ def render(model: Model, width: int, height: int, view: VolumeView,
         rgb = np.repeat((np.float32(1.0) - trans)[:, None], 3, axis=1)
     else:
         s = steps.astype(np.float32) / np.float32(view.n_steps)
-        rgb = np.stack([s, np.float32(4.0) * s * (np.float32(1.0) - s), np.float32(1.0) - s], axis=1)
+        rgb = heat_map(s)
     return to_uint8(rgb).reshape(height, width, 3), steps.reshape(height, width)

@@ -115,7 +115,7 @@ void main() {
     else if (pc.mode == 2) rgb = vec3(1.0 - trans);
     else {
         float s = min(float(samples) / 64.0, 1.0);
-        rgb = vec3(s, 4.0 * s * (1.0 - s), 1.0 - s);
+        rgb = heat_map(s);
     }
     write_pixel(gid, uint(pc.tile_size.x), rgb);
 }

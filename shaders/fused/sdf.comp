@@ -84,7 +84,7 @@ void main() {
     vec3 rgb = pc.background.rgb;
     if (pc.mode == 3) {
         float s = float(steps) / float(pc.max_steps);
-        rgb = vec3(s, 4.0 * s * (1.0 - s), 1.0 - s);
+        rgb = heat_map(s);
     } else if (hit) {
         if (pc.mode == 0) rgb = ALBEDO * (AMBIENT + (1.0 - AMBIENT) * max(dot(n, LIGHT), 0.0));
         else if (pc.mode == 1) rgb = n * 0.5 + 0.5;

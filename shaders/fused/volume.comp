@@ -66,7 +66,7 @@ void main() {
     else if (pc.mode == 1) rgb = vec3(1.0 - trans);
     else {
         float s = float(steps) / float(pc.n_steps);
-        rgb = vec3(s, 4.0 * s * (1.0 - s), 1.0 - s);
+        rgb = heat_map(s);
     }
     write_pixel(gid, uint(pc.tile_size.x), rgb);
 }
