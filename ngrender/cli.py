@@ -153,7 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config_path.write_text(json.dumps({"encoding": result.model.encoding, "network": result.model.network},
                                       indent=2) + "\n")
     size = out.stat().st_size / 2**20
-    print(f"{out} (+ {config_path.name}): {result.model.geometry.describe()}; {result.model.n_params:,} parameters, {size:.2f} MiB; "
+    print(f"{out} (+ {config_path.name}): {result.model.geometry.describe()}; "
+          f"{result.model.n_params:,} parameters, {size:.2f} MiB; "
           f"{result.steps} steps in {result.seconds:.0f} s; PSNR {result.psnr:.2f} dB against {image.name} "
           f"at {result.model.extra['source_size'][0]}x{result.model.extra['source_size'][1]}")
     return 0

@@ -6,7 +6,8 @@ instant-ngp configs and weights line up entry for entry:
 * level scale  ``s_l = exp2(l * log2(b)) * N_min - 1``   (float32)
 * resolution   ``res_l = ceil(s_l) + 1``
 * entries      ``min(next_multiple(res_l ** d, 8), T)`` for hash grids, ``next_multiple(res_l ** d, 8)``
-  for dense grids (the low-resolution dense grid is a dense grid with per-level scale 1); a level is *hashed* when its dense size would exceed the table size T.
+  for dense grids (the low-resolution dense grid is a dense grid with per-level scale 1); a level is *hashed*
+  when its dense size would exceed the table size T.
 * position     ``p = s_l * x + 0.5``, corner ``floor(p)``, fraction ``p - floor(p)`` (tcnn uses fmaf; we round
   the product and the sum separately, which every driver reproduces bit for bit).
 * simplex hash grid (arXiv 2311.15439; not in tcnn): the level position is skewed, ``s = p + F_n * sum(p)``,

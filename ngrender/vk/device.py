@@ -68,7 +68,7 @@ class Device(Handle):
     def __init__(self, selector: str | int | None = None, validation: bool | None = None,
                  instance_extensions: tuple[str, ...] = (), device_extensions: tuple[str, ...] = ()) -> None:
         configure_driver_cache()
-        vk = self.vk = load_vulkan()
+        self.vk = load_vulkan()
         self.validation = validation_enabled_by_env() if validation is None else validation
         self.messages: list[str] = []
         self._instance = self._messenger = self._device = self._pool = self._fence = None
