@@ -24,6 +24,11 @@ DEFAULT_MODELS = {"gigapixel": ROOT / "scenes" / "gigapixel.json",
                   "nerf": ROOT / "tests" / "data" / "nerf_blobs_hash.safetensors"}
 
 
+def print_header(header: str) -> None:
+    print(header)
+    print("-" * len(header))
+
+
 def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     result, times = None, []
     for _ in range(repeats):
@@ -83,10 +88,8 @@ def bench(app: str, scene: str | Path | None = None, sizes=(256, 512), repeats: 
               f"model: {model.geometry.describe()}, MLP {model.net.n_neurons}x{model.net.n_hidden_layers}")
         print(f"median of {repeats} Vulkan runs and {slow_repeats} CPU-engine runs; the same frame for every "
               "engine; samples = network evaluations\n")
-        header = (f"{'size':>10} {'engine':<16} {'ms/frame':>10} {'Msamples/s':>11} {'vs NumPy':>9} "
-                  f"{'vs PyTorch':>11}")
-        print(header)
-        print("-" * len(header))
+        print_header(f"{'size':>10} {'engine':<16} {'ms/frame':>10} {'Msamples/s':>11} {'vs NumPy':>9} "
+                     f"{'vs PyTorch':>11}")
         for size in sizes:
             session.renderer.render(size, size, view)  # warm-up: pipeline JIT, caches
             timings = {"vulkan fused": median_ms(lambda: session.renderer.render(size, size, view), repeats)[0]}
@@ -132,10 +135,8 @@ def compare_encodings(app: str, models: list[str | Path] | None = None, size: in
     rows = []
     print(f"{app}: encodings side by side at {size}x{size} (median of {repeats}); quality = held-out mean "
           "absolute error of the fit (lower is better)\n")
-    header = (f"{'model':<34} {'encoding':<8} {'lookups/sample':>14} {'fit error':>10} {'ms/frame':>9} "
-              f"{'Msamples/s':>11}")
-    print(header)
-    print("-" * len(header))
+    print_header(f"{'model':<34} {'encoding':<8} {'lookups/sample':>14} {'fit error':>10} {'ms/frame':>9} "
+                 f"{'Msamples/s':>11}")
     for path in models:
         model = load_model(path)
         with RenderSession(model, device=device, variant=variant) as session:

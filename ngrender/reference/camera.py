@@ -30,3 +30,10 @@ def unit_box_hits(o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     t_near = np.maximum(np.minimum(t0, t1).max(axis=1), np.float32(0.0))
     t_far = np.maximum(t0, t1).min(axis=1)
     return t_near.astype(np.float32), t_far.astype(np.float32)
+
+
+def primary_rays(camera: Camera, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(origins, directions, t_near, t_far) of every pixel's ray through the unit cube: how each 3D app starts."""
+    o, d = camera_rays(camera, width, height)
+    t_near, t_far = unit_box_hits(o, d)
+    return o, d, t_near, t_far

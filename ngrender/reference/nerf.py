@@ -14,7 +14,7 @@ import numpy as np
 
 from ..camera import Camera, orbit
 from ..model import Model
-from .camera import camera_rays, unit_box_hits
+from .camera import primary_rays
 from .output import heat_map, to_uint8
 from .grid import encode_grid
 from .mlp import mlp_forward
@@ -110,8 +110,7 @@ def render(model: Model, width: int, height: int, view: NerfView,
     """(image (h, w, 3) uint8, network samples per pixel (h, w)); ``radiance_fn(p, d) -> (sigma, rgb)``
     replaces the NumPy networks (the PyTorch benchmark peer)."""
     radiance_fn = radiance_fn or (lambda p, d: radiance(model, p, d))
-    o, d = camera_rays(view.camera, width, height)
-    t_near, t_far = unit_box_hits(o, d)
+    o, d, t_near, t_far = primary_rays(view.camera, width, height)
     n = o.shape[0]
     dt = view.dt
     occ = model.occupancy.ravel() if (view.use_occupancy and model.occupancy is not None) else None

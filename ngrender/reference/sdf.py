@@ -11,7 +11,7 @@ import numpy as np
 
 from ..camera import Camera, orbit
 from ..model import Model
-from .camera import camera_rays, unit_box_hits
+from .camera import primary_rays
 from .output import heat_map, to_uint8
 from .field import Network, field_network
 
@@ -57,8 +57,7 @@ def render(model: Model, width: int, height: int, view: SdfView,
            network: Network | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(image (h, w, 3) uint8, network evaluations per pixel (h, w): trace steps, plus 4 at a hit)."""
     network = network or field_network(model)
-    o, d = camera_rays(view.camera, width, height)
-    t_near, t_far = unit_box_hits(o, d)
+    o, d, t_near, t_far = primary_rays(view.camera, width, height)
     n_rays = o.shape[0]
     t = t_near.copy()
     steps = np.zeros(n_rays, np.int32)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..camera import Camera, orbit
 from ..model import Model
-from .camera import camera_rays, unit_box_hits
+from .camera import primary_rays
 from .output import heat_map, to_uint8
 from .field import Network, field_network
 
@@ -33,8 +33,7 @@ def render(model: Model, width: int, height: int, view: VolumeView,
            network: Network | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(image (h, w, 3) uint8, samples per pixel (h, w))."""
     network = network or field_network(model)
-    o, d = camera_rays(view.camera, width, height)
-    t_near, t_far = unit_box_hits(o, d)
+    o, d, t_near, t_far = primary_rays(view.camera, width, height)
     n = o.shape[0]
     dt = view.dt
     t = (t_near + np.float32(0.5) * dt).astype(np.float32)
