@@ -1,4 +1,5 @@
-"""Renderer: frames of any size as tiles of one fused dispatch each; returns the image and FrameStats."""
+"""Renderer: frames of any size as tiles (each one fused dispatch, or the unfused pipelines' dispatches);
+returns the image and FrameStats with every dispatch's GPU time."""
 from __future__ import annotations
 
 import time
@@ -11,19 +12,30 @@ import numpy as np
 from .errors import ConfigError
 from .pngio import PngStripWriter
 from .vk.device import Device
-from .vk.timing import TimestampPool
+from .vk.timing import TimedCommands
+
+
+KERNEL_CLASSES = ("encoding", "mlp", "rest", "fused")
 
 
 @dataclass
 class FrameStats:
-    """What one frame cost: wall time, GPU time per kernel (from timestamps) and the work done."""
+    """What one frame cost: wall time, GPU time per kernel (from timestamps) and the work done.
+
+    Kernel labels are ``class/name``, the class one of KERNEL_CLASSES: the paper's breakdown (input encoding,
+    MLP, rest of kernels) for the unfused pipelines, ``fused/<app>`` for the fused kernel."""
 
     width: int
     height: int
     tiles: int = 0
     wall_ms: float = 0.0
-    kernel_ms: dict[str, float] = field(default_factory=dict)
-    samples: int = 0
+    kernel_ms: dict[str, float] = field(default_factory=dict)   # label -> summed over the frame's dispatches
+    dispatches: list[tuple[str, float]] = field(default_factory=list)  # every timed dispatch, in order
+    submit_ms: float = 0.0   # GPU time of the whole submissions (brackets around all their dispatches)
+    submissions: int = 0
+    samples: int = 0         # network evaluations (exact for the unfused pipelines; rays for fused 3D apps)
+    iterations: int = 0      # unfused pipelines: march iterations (batches), summed over tiles
+    pipeline: str = "fused"
 
     @property
     def gpu_ms(self) -> float:
@@ -33,10 +45,28 @@ class FrameStats:
     def megapixels_per_s(self) -> float:
         return self.width * self.height / max(self.wall_ms, 1e-9) / 1e3
 
+    def class_ms(self) -> dict[str, float]:
+        """GPU milliseconds per kernel class (encoding / mlp / rest / fused)."""
+        out = dict.fromkeys(KERNEL_CLASSES, 0.0)
+        for label, ms in self.kernel_ms.items():
+            out[label.split("/", 1)[0]] += ms
+        return out
+
+    def add_submission(self, sections: list[tuple[str, float]], whole_ms: float) -> None:
+        self.submissions += 1
+        self.submit_ms += whole_ms
+        self.dispatches.extend(sections)
+        for label, ms in sections:
+            self.kernel_ms[label] = self.kernel_ms.get(label, 0.0) + ms
+
     def summary(self) -> str:
-        kernels = ", ".join(f"{k} {v:.1f} ms" for k, v in self.kernel_ms.items())
-        return (f"{self.width}x{self.height} in {self.tiles} tile(s): {self.wall_ms:.1f} ms wall, "
-                f"{self.gpu_ms:.1f} ms GPU ({kernels}), {self.megapixels_per_s:.2f} Mpx/s")
+        if self.pipeline == "fused":
+            kernels = ", ".join(f"{k} {v:.1f} ms" for k, v in self.kernel_ms.items())
+        else:
+            kernels = ", ".join(f"{k} {v:.1f} ms" for k, v in self.class_ms().items() if k != "fused") + \
+                f"; {len(self.dispatches)} dispatches, {self.iterations} iterations, {self.samples:,} samples"
+        return (f"{self.width}x{self.height} in {self.tiles} tile(s), {self.pipeline} pipeline: "
+                f"{self.wall_ms:.1f} ms wall, {self.gpu_ms:.1f} ms GPU ({kernels}), {self.megapixels_per_s:.2f} Mpx/s")
 
 
 def tiles(width: int, height: int, tile: tuple[int, int]) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
@@ -54,7 +84,7 @@ class Renderer:
 
     def __init__(self, device: Device, app) -> None:
         self.device, self.app = device, app
-        self.timestamps = TimestampPool(device, capacity=8) if device.timestamps_supported else None
+        self.commands = TimedCommands(device)
 
     def _strips(self, width: int, height: int, view, stats: FrameStats) -> Iterator[tuple[int, np.ndarray]]:
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
@@ -70,26 +100,21 @@ class Renderer:
                 yield origin[1], strip
 
     def _dispatch(self, view, frame, origin, size, stats: FrameStats) -> None:
-        pool, label = self.timestamps, self.app.kernel_label
+        def submit(record) -> None:
+            stats.add_submission(*self.commands.submit(record))
 
-        def record(cmd) -> None:
-            if pool:
-                pool.reset(cmd)
-                pool.begin(cmd, label)
-            self.app.record_tile(cmd, view, frame, origin, size)
-            if pool:
-                pool.end(cmd)
-
-        self.device.submit(record)
+        self.app.run_tile(submit, view, frame, origin, size, stats)
         stats.tiles += 1
-        if pool:
-            for name, ms in pool.results():
-                stats.kernel_ms[name] = stats.kernel_ms.get(name, 0.0) + ms
+
+    def _new_stats(self, width: int, height: int) -> FrameStats:
+        fused = self.app.pipeline_name == "fused"  # the unfused pipelines count their samples as they go
+        return FrameStats(width, height, samples=self.app.samples(width, height) if fused else 0,
+                          pipeline=self.app.pipeline_name)
 
     def render(self, width: int, height: int, view=None) -> tuple[np.ndarray, FrameStats]:
         """The frame as (height, width, 3) uint8."""
         view = view or self.app.default_view()
-        stats = FrameStats(width, height, samples=self.app.samples(width, height))
+        stats = self._new_stats(width, height)
         start = time.perf_counter()
         image = np.empty((height, width, 3), dtype=np.uint8)
         for y, strip in self._strips(width, height, view, stats):
@@ -101,7 +126,7 @@ class Renderer:
                       progress: Callable[[int, int], None] | None = None) -> FrameStats:
         """Render straight into a PNG, one strip of tiles at a time (memory bounded by one strip)."""
         view = view or self.app.default_view()
-        stats = FrameStats(width, height, samples=self.app.samples(width, height))
+        stats = self._new_stats(width, height)
         writer = PngStripWriter(path, width, height)
         start = time.perf_counter()
         try:
@@ -117,6 +142,6 @@ class Renderer:
         return stats
 
     def destroy(self) -> None:
-        if self.timestamps is not None:
-            self.timestamps.destroy()
-            self.timestamps = None
+        if self.commands is not None:
+            self.commands.destroy()
+            self.commands = None

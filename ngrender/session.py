@@ -16,14 +16,15 @@ class RenderSession:
 
     def __init__(self, model: Model, scene: Scene | None = None, device: str | int | None = None,
                  variant: str | None = None, tile: tuple[int, int] | None = None,
-                 validation: bool | None = None) -> None:
+                 validation: bool | None = None, pipeline: str = "fused", mlp_dispatch: str = "network") -> None:
         self.model, self.scene = model, scene
         self.device = Device(device, validation=validation)
         self.app = self.renderer = None
         try:
             variant = variant or (scene.variant if scene else "auto")
             tile = tile or (scene.tile if scene else (1024, 1024))
-            self.app = create_app(self.device, model, variant, max_tile=tile)
+            self.app = create_app(self.device, model, variant, max_tile=tile, pipeline=pipeline,
+                                  mlp_dispatch=mlp_dispatch)
             self.renderer = Renderer(self.device, self.app)
         except BaseException:
             self.close()

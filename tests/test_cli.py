@@ -117,7 +117,7 @@ def test_glsl_error_through_the_cli(tmp_path, monkeypatch, capsys):
     (broken / "fused").mkdir(parents=True)
     (broken / "lib").symlink_to(shaders.SHADER_ROOT / "lib")
     text = (shaders.SHADER_ROOT / "fused" / "gigapixel.comp").read_text()
-    broken_text = text.replace("grid_encode(uv, feat);", "grid_encode(uv, feat_typo);")
+    broken_text = text.replace("grid_encode(s.xy, feat);", "grid_encode(s.xy, feat_typo);")
     (broken / "fused" / "gigapixel.comp").write_text(broken_text)
     monkeypatch.setattr(shaders, "SHADER_ROOT", broken)
     shaders._memory_cache.clear()
@@ -125,7 +125,7 @@ def test_glsl_error_through_the_cli(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 4 and "Traceback" not in err
     assert "shaders/fused/gigapixel.comp:" in err and "error:" in err and "feat_typo" in err
-    assert "grid_encode(uv, feat_typo);" in err  # the offending source line itself
+    assert "grid_encode(s.xy, feat_typo);" in err  # the offending source line itself
 
 
 def test_bench_runs_and_prints_ratios():

@@ -59,7 +59,7 @@ def test_fused_equals_reference(device, app, encoding, variant):
     want, steps = APPS[app][1].render(model, 64, 48, view)
     assert_matches_reference(image, want)
     assert (want.max(axis=2) > 8).mean() > 0.1  # the object covers a real part of the frame
-    assert steps.max() > 1 and stats.kernel_ms[f"{app}_fused"] > 0
+    assert steps.max() > 1 and stats.kernel_ms[f"fused/{app}"] > 0
 
 
 @pytest.mark.parametrize("app, mode", [("sdf", "normals"), ("sdf", "depth"), ("sdf", "steps"),

@@ -1,4 +1,5 @@
-"""What every fused app shares: the field's GPU resources, one tile-sized RGBA8 output buffer, one pipeline."""
+"""What every app shares: the field's GPU resources, one tile-sized RGBA8 output buffer, and either the fused
+kernel (one dispatch per tile) or the unfused pipelines' stages (apps/wavefront.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,45 +12,72 @@ from ..camera import Camera, camera_from_json
 from ..errors import ConfigError
 from ..model import Model
 from ..shaders import compile_shader
-from ..vk.compute import compute_barrier, create_bound_pipeline
+from ..vk.compute import create_bound_pipeline
 from ..vk.device import Device
 from ..vk.resources import STORAGE, Buffer
 from .field import FieldResources, choose_variant
+
+PIPELINES = ("fused", "unfused", "fused-rest")
+MLP_DISPATCHES = ("network", "layer")
+# The unfused pipelines keep per-ray state, samples and features in buffers sized by the tile: cap the tile
+# (512x512 rays: 32 MiB of level-major features for 16 levels x 2 features).
+UNFUSED_MAX_TILE = (512, 512)
 
 WORKGROUP = 8
 OUTPUT_BINDING = 1
 
 
-class FusedApp:
-    """Subclasses set ``name``, ``shader``, ``push`` (a struct.Struct matching the shader's push block),
-    ``n_input_dims``/``n_output_dims``, ``view_class`` (+ ``modes``, ``view_rules``) and implement
-    ``push_values``."""
+class App:
+    """Subclasses set ``name``, ``shader`` (the fused kernel), ``push`` (a struct.Struct matching the push block
+    of shaders/lib/ray_<name>.glsl), ``n_input_dims``/``n_output_dims``, ``samples_per_step`` (samples a ray
+    may take before it consumes a result), ``view_class`` (+ ``modes``, ``view_rules``) and implement
+    ``push_values``.
+
+    ``pipeline``: ``fused`` (one dispatch per tile), ``unfused`` (every stage its own dispatch) or
+    ``fused-rest`` (encoding and MLP separate, everything else one kernel); ``mlp_dispatch``: unfused MLPs as
+    one dispatch per ``network`` or per ``layer``; ``encode_dispatch``: unfused encoding with one invocation
+    per sample and ``level`` (tcnn), per ``sample``, or ``auto`` (level on GPUs, sample on CPU drivers)."""
 
     name = "app"
     shader = ""
     push: struct.Struct
     n_input_dims = 0
     n_output_dims = 0
+    samples_per_step = 1
     extra_defines: Mapping[str, int] = {}
 
     def __init__(self, device: Device, model: Model, variant: str = "auto",
-                 max_tile: tuple[int, int] = (1024, 1024)) -> None:
+                 max_tile: tuple[int, int] = (1024, 1024), pipeline: str = "fused",
+                 mlp_dispatch: str = "network", encode_dispatch: str = "auto") -> None:
         self.check_model(model)
+        if pipeline not in PIPELINES:
+            raise ConfigError(f"unknown pipeline {pipeline!r}; choose one of {', '.join(PIPELINES)}")
+        if mlp_dispatch not in MLP_DISPATCHES:
+            raise ConfigError(f"unknown MLP dispatch {mlp_dispatch!r}; choose one of {', '.join(MLP_DISPATCHES)}")
+        if pipeline != "fused":
+            max_tile = (min(max_tile[0], UNFUSED_MAX_TILE[0]), min(max_tile[1], UNFUSED_MAX_TILE[1]))
         self.device, self.model, self.max_tile = device, model, max_tile
+        self.pipeline_name, self.mlp_dispatch, self.encode_dispatch = pipeline, mlp_dispatch, encode_dispatch
         self.variant = choose_variant(device, variant)
-        self.kernel_label = f"{self.name}_fused"
-        self.field = self.output = self.pipeline = None
+        self.kernel_label = f"fused/{self.name}"
+        self.field = self.output = self.pipeline = self.wavefront = None
         try:
             self.field = FieldResources(device, model, self.variant)
             self.output = Buffer(device, max_tile[0] * max_tile[1] * 4, (STORAGE,), host=True)
-            defines = {**self.field.defines(), **self.extra_defines}
-            spirv = compile_shader(self.shader, defines, self.field.generated())
-            bindings = self.field.bindings()
-            bindings[OUTPUT_BINDING] = (STORAGE, self.output)
-            self.pipeline = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
+            if pipeline == "fused":
+                spirv = compile_shader(self.shader, self.defines(), self.field.generated())
+                bindings = self.field.bindings()
+                bindings[OUTPUT_BINDING] = (STORAGE, self.output)
+                self.pipeline = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
+            else:
+                from .wavefront import Wavefront
+                self.wavefront = Wavefront(self)
         except BaseException:
             self.destroy()
             raise
+
+    def defines(self) -> dict[str, int | str]:
+        return {**self.field.defines(), **self.extra_defines}
 
     @classmethod
     def check_model(cls, model: Model) -> None:
@@ -116,21 +144,26 @@ class FusedApp:
         """Network evaluations per frame when known in advance (pixels for GIA), else rays."""
         return width * height
 
-    def record_tile(self, cmd, view, frame: tuple[int, int], origin: tuple[int, int], size: tuple[int, int]) -> None:
+    def run_tile(self, submit: Callable, view, frame: tuple[int, int], origin: tuple[int, int],
+                 size: tuple[int, int], stats) -> None:
+        """Render one tile into the output buffer; ``submit(record)`` runs ``record(recording)`` on the device
+        with timed dispatches (vk.timing.TimedCommands) and adds them to ``stats``."""
         push = self.push.pack(*self.push_values(view, frame, origin, size))
+        if self.wavefront is not None:
+            self.wavefront.run_tile(submit, push, size, stats)
+            return
         groups = (-(-size[0] // WORKGROUP), -(-size[1] // WORKGROUP), 1)
-        self.pipeline.record(cmd, groups, push)
-        compute_barrier(self.device, cmd)
+        submit(lambda rec: rec.dispatch(self.kernel_label, self.pipeline, groups, push))
 
     def read_tile(self, size: tuple[int, int]) -> np.ndarray:
         w, h = size
         return self.output.array(np.uint8, w * h * 4).reshape(h, w, 4)[..., :3].copy()
 
     def destroy(self) -> None:
-        for obj in (self.pipeline, self.output, self.field):
+        for obj in (self.wavefront, self.pipeline, self.output, self.field):
             if obj is not None:
                 obj.destroy()
-        self.pipeline = self.output = self.field = None
+        self.wavefront = self.pipeline = self.output = self.field = None
 
 
 def camera_push(camera: Camera, w: tuple[float, float, float, float]) -> tuple[float, ...]:

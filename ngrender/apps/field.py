@@ -91,19 +91,32 @@ class FieldResources:
             out["OCCUPANCY_RES"] = self.model.occupancy.shape[0]
         return out
 
-    def generated(self) -> dict[str, str]:
+    def generated(self, networks: bool = True) -> dict[str, str]:
+        """Generated includes: the level table and ``generated/variant.glsl`` (grid access, and the networks'
+        functions unless ``networks`` is false)."""
         code = ['#include "activation.glsl"']
-        if self.variant == "baked":
-            code.append('#include "grid_texel.glsl"')
-            code += [glslgen.baked_mlp(layers, act, name) for name, layers, act in self.networks()]
-        else:
-            code += ['#include "grid_buffer.glsl"', '#include "mlp_uniform.glsl"']
-            offset = 0
-            for name, layers, act in self.networks():
-                code.append(glslgen.buffered_mlp(layers, act, name, offset))
-                offset += sum(w.shape[0] * glslgen.vec4_rows(w) for w in layers)
+        code.append('#include "grid_texel.glsl"' if self.variant == "baked" else '#include "grid_buffer.glsl"')
+        if networks:
+            code += [self.network_code(layers, act, name, self.vec4_offset(name)) for name, layers, act in self.networks()]
         return {"generated/grid_levels.glsl": glslgen.level_table(self.model.geometry),
                 "generated/variant.glsl": "\n".join(code) + "\n"}
+
+    def vec4_offset(self, network: str, layer: int = 0) -> int:
+        """Where a network's layer starts in the uniform buffer (buffered variant)."""
+        offset = 0
+        for name, layers, _ in self.networks():
+            for index, w in enumerate(layers):
+                if (name, index) == (network, layer):
+                    return offset
+                offset += w.shape[0] * glslgen.vec4_rows(w)
+        raise KeyError(f"no layer {layer} in network {network}")
+
+    def network_code(self, layers: list[np.ndarray], activation: str, name: str, vec4_offset: int) -> str:
+        """GLSL function ``name`` evaluating ``layers`` in this variant (baked literals or uniform-buffer reads
+        at ``vec4_offset``, which needs mlp_uniform.glsl)."""
+        if self.variant == "baked":
+            return glslgen.baked_mlp(layers, activation, name)
+        return '#include "mlp_uniform.glsl"\n' + glslgen.buffered_mlp(layers, activation, name, vec4_offset)
 
     def bindings(self) -> dict[int, tuple[str, object]]:
         """{binding: (role, resource)} of the field's bindings."""

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..reference.gigapixel import pixel_step
-from .base import FusedApp
+from .base import App
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class GigapixelView:
             raise ConfigError(f"view window {self.window} must be finite with x1 > x0 and y1 > y0")
 
 
-class GigapixelApp(FusedApp):
+class GigapixelApp(App):
     """One fused dispatch per tile: pixel -> image-plane coordinate -> encoding -> MLP -> RGBA8."""
 
     name = "gigapixel"

@@ -6,15 +6,16 @@ import struct
 from ..errors import ConfigError
 from ..model import Model
 from ..reference.nerf import MODES, NerfView
-from .base import FusedApp, camera_push
+from .base import App, camera_push
 
 
-class NerfApp(FusedApp):
+class NerfApp(App):
     """One fused dispatch per tile (reference: reference/nerf.py)."""
 
     name = "nerf"
     shader = "fused/nerf.comp"
     push = struct.Struct("<4f4f4f4f2i2i2iffii8x4f")  # matches `Push` in the shader (128 bytes)
+    samples_per_step = 8  # instant-ngp's largest number of steps between compactions
     n_input_dims, n_output_dims = 3, 16
     view_class, modes = NerfView, MODES
     view_rules = {"n_steps": (lambda v: 1 <= v <= 16384, "in 1..16384"),

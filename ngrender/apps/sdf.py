@@ -4,10 +4,10 @@ from __future__ import annotations
 import struct
 
 from ..reference.sdf import MODES, SdfView
-from .base import FusedApp, camera_push
+from .base import App, camera_push
 
 
-class SdfApp(FusedApp):
+class SdfApp(App):
     """One fused dispatch per tile: ray -> sphere tracing -> normal -> shading (reference: reference/sdf.py)."""
 
     name = "sdf"

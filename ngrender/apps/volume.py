@@ -4,15 +4,16 @@ from __future__ import annotations
 import struct
 
 from ..reference.volume import MODES, VolumeView
-from .base import FusedApp, camera_push
+from .base import App, camera_push
 
 
-class VolumeApp(FusedApp):
+class VolumeApp(App):
     """One fused dispatch per tile: ray -> fixed-step marching -> compositing (reference: reference/volume.py)."""
 
     name = "volume"
     shader = "fused/volume.comp"
     push = struct.Struct("<4f4f4f4f2i2i2iffii8x4f")  # matches `Push` in the shader (128 bytes)
+    samples_per_step = 8  # instant-ngp's largest number of steps between compactions
     n_input_dims, n_output_dims = 3, 4
     view_class, modes = VolumeView, MODES
     view_rules = {"n_steps": (lambda v: 1 <= v <= 8192, "in 1..8192"),

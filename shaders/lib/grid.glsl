@@ -29,11 +29,12 @@ uint grid_index(const int level, guvec c) {
 }
 
 #if GRID_SIMPLEX
+// One level of the encoding at x (level l's GRID_F features).
 // Simplex grid: skew the level position, sort the fractional parts (descending; ties keep the lower dimension
 // first), and interpolate the n+1 vertices with barycentric weights 1 - f(1), f(1) - f(2), ..., f(n).
-void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
-    [[unroll]] for (int i = 0; i < GRID_LEVELS * GRID_F; ++i) feat[i] = 0.0;
-    [[unroll]] for (int l = 0; l < GRID_LEVELS; ++l) {
+void grid_encode_level(const int l, gvec x, out float v[GRID_F]) {
+    [[unroll]] for (int f = 0; f < GRID_F; ++f) v[f] = 0.0;
+    {
         precise gvec pos = gvec(LEVEL_SCALE[l]) * x + gvec(0.5);
         precise float total = pos[0];
         [[unroll]] for (int d = 1; d < GRID_DIMS; ++d) { precise float t2 = total + pos[d]; total = t2; }
@@ -57,16 +58,16 @@ void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
             float w = k == 0 ? 1.0 - ordered[0] : (k == GRID_DIMS ? ordered[GRID_DIMS - 1] : ordered[k - 1] - ordered[k]);
             guvec c = cell;
             [[unroll]] for (int i = 0; i < GRID_DIMS; ++i) if (rank[i] < k) c[i] += 1u;
-            float v[GRID_F];
-            grid_load(grid_index(l, c), v);
-            [[unroll]] for (int f = 0; f < GRID_F; ++f) feat[l * GRID_F + f] += w * v[f];
+            float e[GRID_F];
+            grid_load(grid_index(l, c), e);
+            [[unroll]] for (int f = 0; f < GRID_F; ++f) v[f] += w * e[f];
         }
     }
 }
 #else
-void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
-    [[unroll]] for (int i = 0; i < GRID_LEVELS * GRID_F; ++i) feat[i] = 0.0;
-    [[unroll]] for (int l = 0; l < GRID_LEVELS; ++l) {
+void grid_encode_level(const int l, gvec x, out float v[GRID_F]) {
+    [[unroll]] for (int f = 0; f < GRID_F; ++f) v[f] = 0.0;
+    {
         // tcnn uses fmaf here; a separate multiply and add (precise: never contracted) gives the same bits
         // on every driver (lavapipe lowers fma to mul+add), at most 1 ulp of pos away from tcnn.
         precise gvec pos = gvec(LEVEL_SCALE[l]) * x + gvec(0.5);
@@ -80,10 +81,19 @@ void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
                 if ((corner & (1 << d)) != 0) { w *= frac[d]; c[d] += 1u; }
                 else { w *= 1.0 - frac[d]; }
             }
-            float v[GRID_F];
-            grid_load(grid_index(l, c), v);
-            [[unroll]] for (int f = 0; f < GRID_F; ++f) feat[l * GRID_F + f] += w * v[f];
+            float e[GRID_F];
+            grid_load(grid_index(l, c), e);
+            [[unroll]] for (int f = 0; f < GRID_F; ++f) v[f] += w * e[f];
         }
     }
 }
 #endif
+
+// All levels, level l's features at [l * GRID_F, (l + 1) * GRID_F).
+void grid_encode(gvec x, out float feat[GRID_LEVELS * GRID_F]) {
+    [[unroll]] for (int l = 0; l < GRID_LEVELS; ++l) {
+        float v[GRID_F];
+        grid_encode_level(l, x, v);
+        [[unroll]] for (int f = 0; f < GRID_F; ++f) feat[l * GRID_F + f] = v[f];
+    }
+}

@@ -1,0 +1,72 @@
+// Neural volume as rays: fixed-step marching (t_near + (i + 1/2) dt), emission-absorption compositing of
+// (RGB, density) samples, stopping when transmittance < min_transmittance. Contract: see ray_sdf.glsl.
+layout(push_constant) uniform Push {
+    vec4 cam_x;         // camera axes and origin in world space (xyz); cam_x.w: density_scale
+    vec4 cam_y;         // cam_y.w: min_transmittance
+    vec4 cam_z;         // cam_z.w: dt
+    vec4 cam_o;
+    ivec2 frame;
+    ivec2 tile_origin;
+    ivec2 tile_size;
+    float focal;
+    float unused;
+    int n_steps;
+    int mode;           // 0 rgb, 1 opacity, 2 steps
+    vec4 background;
+} pc;
+
+#include "output.glsl"
+#include "camera.glsl"
+
+#define RESULT_N 4
+
+struct Ray {
+    vec4 d_t;           // direction, next sample's t
+    vec4 colour_trans;  // accumulated colour, transmittance
+    vec4 t_far;         // x: far end of the unit cube
+    ivec4 count;        // x: samples taken, y: samples composited
+};
+
+bool ray_init(uvec2 gid, out Ray r) {
+    vec2 pixel = vec2(ivec2(gid) + pc.tile_origin) + 0.5;
+    vec3 d = camera_ray_dir(pixel, vec2(pc.frame), pc.focal, pc.cam_x.xyz, pc.cam_y.xyz, pc.cam_z.xyz);
+    float t_near, t_far;
+    unit_box_hits(pc.cam_o.xyz, d, t_near, t_far);
+    precise float t = t_near + 0.5 * pc.cam_z.w;
+    r.d_t = vec4(d, t);
+    r.colour_trans = vec4(0.0, 0.0, 0.0, 1.0);
+    r.t_far = vec4(t_far, 0.0, 0.0, 0.0);
+    r.count = ivec4(0);
+    return t_near <= t_far;
+}
+
+bool next_sample(inout Ray r, out vec4 s) {
+    s = vec4(0.0);
+    float t = r.d_t.w;
+    if (r.count.x >= pc.n_steps + 1 || t > r.t_far.x) return false;
+    precise vec3 p = pc.cam_o.xyz + t * r.d_t.xyz;
+    s = vec4(p, t);
+    precise float tn = t + pc.cam_z.w;
+    r.d_t.w = tn;
+    r.count.x += 1;
+    return true;
+}
+
+bool consume(inout Ray r, vec4 s, float res[RESULT_N]) {
+    float dt = pc.cam_z.w;
+    precise float sigma = res[3] * pc.cam_x.w;
+    precise float alpha = 1.0 - exp(-(sigma * dt));
+    precise float weight = r.colour_trans.w * alpha;
+    precise vec3 c = r.colour_trans.rgb + weight * vec3(res[0], res[1], res[2]);
+    precise float tr = r.colour_trans.w * (1.0 - alpha);
+    r.colour_trans = vec4(c, tr);
+    r.count.y += 1;
+    return !(tr < pc.cam_y.w);
+}
+
+vec3 shade(Ray r) {
+    float trans = r.colour_trans.w;
+    if (pc.mode == 0) return r.colour_trans.rgb + trans * pc.background.rgb;
+    if (pc.mode == 1) return vec3(1.0 - trans);
+    return heat_map(float(r.count.y) / float(pc.n_steps));
+}

@@ -1,0 +1,17 @@
+#version 450
+#extension GL_EXT_control_flow_attributes : require
+// Unfused direction encoding (NeRF): spherical harmonics of each sample's ray direction, feature-major.
+layout(local_size_x = 64) in;
+#include "control.glsl"
+layout(std430, set = 0, binding = 8) readonly restrict buffer Samples { vec4 samples[]; };
+layout(std430, set = 0, binding = 10) writeonly restrict buffer Encoded { float encoded[]; };
+#include "sh.glsl"
+
+void main() {
+    uint s = gl_GlobalInvocationID.x;
+    if (s >= ctl.n_samples) return;
+    vec3 d = samples[(ctl.samples_in + s) * 2u + 1u].xyz;
+    float sh[SH_DEGREE * SH_DEGREE];
+    sh_encode(d, sh);
+    [[unroll]] for (int k = 0; k < SH_DEGREE * SH_DEGREE; ++k) encoded[uint(k) * SAMPLE_CAPACITY + s] = sh[k];
+}
