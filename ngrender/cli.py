@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from .apps import APPS
+from .apps.base import MLP_DISPATCHES, PIPELINES
+from .apps.wavefront import ENCODE_DISPATCHES
 from .errors import NgrenderError
 
 
@@ -68,13 +70,28 @@ def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation", action="store_true", help="enable the Khronos validation layer")
 
 
+def _pipeline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", choices=PIPELINES, default="fused",
+                   help="fused: one kernel per tile; unfused: every stage its own timed dispatch (instant-ngp's "
+                        "structure); fused-rest: encoding and MLP separate, the rest one kernel")
+    p.add_argument("--mlp-dispatch", choices=MLP_DISPATCHES, default="network",
+                   help="unfused pipelines: one MLP dispatch per network or per layer")
+    p.add_argument("--encode-dispatch", choices=ENCODE_DISPATCHES, default="auto",
+                   help="unfused encoding: one invocation per (sample, level) as tcnn, per sample, or auto "
+                        "(level on GPUs, sample on CPU drivers)")
+
+
+def _pipeline_options(args: argparse.Namespace) -> dict:
+    return {"pipeline": args.pipeline, "mlp_dispatch": args.mlp_dispatch, "encode_dispatch": args.encode_dispatch}
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from .session import RenderSession
 
     out = Path(args.out)
     _check_writable(out)
     with RenderSession.from_scene(args.scene, device=args.device, variant=args.variant, tile=args.tile,
-                                  validation=args.validation) as session:
+                                  validation=args.validation, **_pipeline_options(args)) as session:
         width = args.width or session.scene.width
         height = args.height or session.scene.height
         orbit = None
@@ -122,6 +139,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, compare_encodings
 
+    if args.breakdown:
+        from .breakdown import ENCODINGS, breakdown
+        breakdown([args.app] if args.app else list(APPS), args.encodings or list(ENCODINGS),
+                  size=(args.sizes or [256])[0], repeats=args.repeats, out_dir=args.out_dir, device=args.device,
+                  variant=args.variant)
+        return 0
+    if args.app is None:
+        raise NgrenderError("bench needs an APP (gigapixel, sdf, volume, nerf), or --breakdown for all of them")
     if args.compare_encodings or args.models:
         if args.app == "gigapixel" and not args.models:
             raise NgrenderError("gigapixel has no default models to compare: pass --models A B")
@@ -179,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orbit", type=_orbit, help="3D apps: camera on an orbit around the cube's centre, "
                                                 "AZIMUTH,ELEVATION,RADIUS (degrees, degrees, cube units)")
     p.add_argument("--fov", type=float, default=50.0, help="horizontal field of view with --orbit (degrees)")
+    _pipeline_args(p)
     _device_args(p)
     p.set_defaults(func=cmd_render)
 
@@ -187,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("bench", help="fused Vulkan vs NumPy reference vs PyTorch CPU on the same frame")
-    p.add_argument("app", choices=APPS)
+    p.add_argument("app", choices=APPS, nargs="?", help="the app (with --breakdown: only this app)")
     p.add_argument("--scene", default=None, help="scene or model file to benchmark (default: the app's default)")
     p.add_argument("--sizes", type=_positive, nargs="+", default=None,
                    help="square frame sizes (default: 256 1024 for gigapixel, 256 512 for the 3D apps)")
@@ -195,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-encodings", action="store_true",
                    help="hash vs simplex (or --models) on the same app: lookups, fit quality, samples/s")
     p.add_argument("--models", nargs="+", help="model files to compare side by side")
+    p.add_argument("--breakdown", action="store_true",
+                   help="per-kernel profile (encoding / MLP / rest) of every app x encoding, fused vs unfused vs "
+                        "fused-rest, next to the paper's RTX 3090 figures; writes JSON, Markdown and a PNG chart")
+    p.add_argument("--encodings", nargs="+", choices=("hash", "dense", "lowres", "simplex"),
+                   help="--breakdown: encodings to profile (default: hash dense lowres)")
+    p.add_argument("--out-dir", default="breakdown", help="--breakdown: folder for breakdown.{json,md,png}")
     p.add_argument("--variant", choices=("auto", "baked", "buffered"), default="auto")
     _device_args(p)
     p.set_defaults(func=cmd_bench)

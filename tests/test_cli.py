@@ -191,3 +191,29 @@ def test_every_scene_renders(scene):
         image, stats = session.renderer.render(24, 16, session.view())
         session.check_validation()
     assert image.shape == (16, 24, 3) and image.std() > 1  # not a flat frame
+
+
+def test_render_unfused_pipelines_through_the_cli(tmp_path):
+    """`--pipeline unfused|fused-rest` writes the fused image and prints the kernel classes."""
+    scene = ROOT / "scenes" / "standin" / "volume_cloud_hash.json"
+    images = {}
+    for pipeline in ("fused", "unfused", "fused-rest"):
+        out = tmp_path / f"{pipeline}.png"
+        proc = run("render", scene, "--out", out, "--width", 40, "--height", 30, "--pipeline", pipeline,
+                   "--mlp-dispatch", "layer", "--validation")
+        assert proc.returncode == 0, proc.stderr
+        assert f"{pipeline} pipeline" in proc.stdout
+        images[pipeline] = np.asarray(Image.open(out))
+    assert "encoding" in proc.stdout and "mlp" in proc.stdout and "rest" in proc.stdout and "iterations" in proc.stdout
+    assert np.array_equal(images["unfused"], images["fused"]) and np.array_equal(images["fused-rest"], images["fused"])
+    proc = run("render", scene, "--out", tmp_path / "x.png", "--pipeline", "half")
+    assert proc.returncode == 2 and "invalid choice: 'half'" in proc.stderr
+
+
+def test_bench_breakdown_through_the_cli(tmp_path):
+    proc = run("bench", "sdf", "--breakdown", "--encodings", "lowres", "--sizes", "16", "--repeats", "1",
+               "--out-dir", tmp_path / "bd")
+    assert proc.returncode == 0, proc.stderr
+    assert "| sdf | lowres |" in proc.stdout and "paper 9.94x" in proc.stdout
+    assert {p.name for p in (tmp_path / "bd").iterdir()} == {"breakdown.json", "breakdown.md", "breakdown.png"}
+    assert_clean_error(run("bench"), "bench needs an APP")
