@@ -64,7 +64,7 @@ class Wavefront:
             self.features = buffer(geom.n_levels * geom.n_features * cap * 4)
             self.net_out = buffer(model.n_output_dims * cap * 4)
             self.defines = {**app.defines(), "SAMPLE_CAPACITY": cap, "SAMPLE_VEC4S": vec4s,
-                            "RESULT_FROM_DENSITY": int(self.nerf), "MAX_K": self.k_max}
+                            "RESULT_FROM_DENSITY": int(self.nerf)}
             self._build_stages(field, buffer)
         except BaseException:
             self.destroy()

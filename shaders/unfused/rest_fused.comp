@@ -22,20 +22,27 @@ void main() {
         r = rays[ray];
         alive = consume_pending(j, ray_flags[ray], r);
     }
-    vec4 fresh[MAX_K];
-    uint n = 0u;
-    bool exhausted = !alive;
-    for (uint k = 0u; k < ctl.k_out && !exhausted; ++k) {
-        if (next_sample(r, fresh[k])) n += 1u;
-        else exhausted = true;
-    }
-    if (n == 0u) {
+    // The first sample decides whether the ray goes on; the rest go straight to the buffer (a local array of
+    // k_out samples would be dynamically indexed: scratch memory on many drivers).
+    vec4 first_sample;
+    if (!alive || !next_sample(r, first_sample)) {
         write_pixel(pixel_of(ray), uint(pc.tile_size.x), shade(r));
         return;
     }
     uint index;
     append_ray(ray, index);
-    for (uint k = 0u; k < ctl.k_out; ++k) store_sample(ctl.samples_out + index * ctl.k_out + k, k < n ? fresh[k] : vec4(0.0), r);
+    uint base = ctl.samples_out + index * ctl.k_out;
+    store_sample(base, first_sample, r);
+    uint n = 1u;
+    bool exhausted = false;
+    for (uint k = 1u; k < ctl.k_out; ++k) {
+        vec4 s = vec4(0.0);
+        if (!exhausted) {
+            if (next_sample(r, s)) n += 1u;
+            else { exhausted = true; s = vec4(0.0); }
+        }
+        store_sample(base + k, s, r);
+    }
     rays[ray] = r;
     ray_flags[ray] = n | (exhausted ? EXHAUSTED : 0u);
 }
