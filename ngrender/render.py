@@ -36,6 +36,7 @@ class FrameStats:
     samples: int = 0         # network evaluations (exact for the unfused pipelines; rays for fused 3D apps)
     iterations: int = 0      # unfused pipelines: march iterations (batches), summed over tiles
     pipeline: str = "fused"
+    ngpc_ms: float | None = None  # ngpc pipeline: the projected frame time on the simulated NGPC (ngpc/timing.py)
 
     @property
     def gpu_ms(self) -> float:
@@ -65,8 +66,10 @@ class FrameStats:
         else:
             kernels = ", ".join(f"{k} {v:.1f} ms" for k, v in self.class_ms().items() if k != "fused") + \
                 f"; {len(self.dispatches)} dispatches, {self.iterations} iterations, {self.samples:,} samples"
+        ngpc = f"; projected on the NGPC: {self.ngpc_ms:.3f} ms" if self.ngpc_ms is not None else ""
         return (f"{self.width}x{self.height} in {self.tiles} tile(s), {self.pipeline} pipeline: "
-                f"{self.wall_ms:.1f} ms wall, {self.gpu_ms:.1f} ms GPU ({kernels}), {self.megapixels_per_s:.2f} Mpx/s")
+                f"{self.wall_ms:.1f} ms wall, {self.gpu_ms:.1f} ms GPU ({kernels}), {self.megapixels_per_s:.2f} Mpx/s"
+                f"{ngpc}")
 
 
 def tiles(width: int, height: int, tile: tuple[int, int]) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
@@ -119,6 +122,7 @@ class Renderer:
         image = np.empty((height, width, 3), dtype=np.uint8)
         for y, strip in self._strips(width, height, view, stats):
             image[y:y + strip.shape[0]] = strip
+        self.app.finish_frame(stats)
         stats.wall_ms = (time.perf_counter() - start) * 1e3
         return image, stats
 
@@ -135,6 +139,7 @@ class Renderer:
                 if progress:
                     progress(y + strip.shape[0], height)
             writer.close()
+            self.app.finish_frame(stats)
         except BaseException:
             writer.abort()
             raise

@@ -17,7 +17,7 @@ class RenderSession:
     def __init__(self, model: Model, scene: Scene | None = None, device: str | int | None = None,
                  variant: str | None = None, tile: tuple[int, int] | None = None,
                  validation: bool | None = None, pipeline: str = "fused", mlp_dispatch: str = "network",
-                 encode_dispatch: str = "auto") -> None:
+                 encode_dispatch: str = "auto", ngpc_arch=None) -> None:
         self.model, self.scene = model, scene
         self.device = Device(device, validation=validation)
         self.app = self.renderer = None
@@ -25,7 +25,7 @@ class RenderSession:
             variant = variant or (scene.variant if scene else "auto")
             tile = tile or (scene.tile if scene else (1024, 1024))
             self.app = create_app(self.device, model, variant, max_tile=tile, pipeline=pipeline,
-                                  mlp_dispatch=mlp_dispatch, encode_dispatch=encode_dispatch)
+                                  mlp_dispatch=mlp_dispatch, encode_dispatch=encode_dispatch, ngpc_arch=ngpc_arch)
             self.renderer = Renderer(self.device, self.app)
         except BaseException:
             self.close()

@@ -17,7 +17,7 @@ from ..vk.device import Device
 from ..vk.resources import STORAGE, Buffer
 from .field import FieldResources, choose_variant
 
-PIPELINES = ("fused", "unfused", "fused-rest")
+PIPELINES = ("fused", "unfused", "fused-rest", "ngpc")
 MLP_DISPATCHES = ("network", "layer")
 # The unfused pipelines keep per-ray state, samples and features in buffers sized by the tile: cap the tile
 # (512x512 rays: 32 MiB of level-major features for 16 levels x 2 features).
@@ -34,7 +34,8 @@ class App:
     ``push_values``.
 
     ``pipeline``: ``fused`` (one dispatch per tile), ``unfused`` (every stage its own dispatch) or
-    ``fused-rest`` (encoding and MLP separate, everything else one kernel); ``mlp_dispatch``: unfused MLPs as
+    ``fused-rest`` (encoding and MLP separate, everything else one kernel) or ``ngpc`` (fused-rest with the
+    encoding and MLP as the simulated NGPC's engines, ``ngpc_arch`` an ngpc.arch.Arch, default NGPC-8); ``mlp_dispatch``: unfused MLPs as
     one dispatch per ``network`` or per ``layer``; ``encode_dispatch``: unfused encoding with one invocation
     per sample and ``level`` (tcnn), per ``sample``, or ``auto`` (level on GPUs, sample on CPU drivers)."""
 
@@ -48,7 +49,7 @@ class App:
 
     def __init__(self, device: Device, model: Model, variant: str = "auto",
                  max_tile: tuple[int, int] = (1024, 1024), pipeline: str = "fused",
-                 mlp_dispatch: str = "network", encode_dispatch: str = "auto") -> None:
+                 mlp_dispatch: str = "network", encode_dispatch: str = "auto", ngpc_arch=None) -> None:
         self.check_model(model)
         if pipeline not in PIPELINES:
             raise ConfigError(f"unknown pipeline {pipeline!r}; choose one of {', '.join(PIPELINES)}")
@@ -58,6 +59,7 @@ class App:
             max_tile = (min(max_tile[0], UNFUSED_MAX_TILE[0]), min(max_tile[1], UNFUSED_MAX_TILE[1]))
         self.device, self.model, self.max_tile = device, model, max_tile
         self.pipeline_name, self.mlp_dispatch, self.encode_dispatch = pipeline, mlp_dispatch, encode_dispatch
+        self.ngpc_arch = ngpc_arch
         self.variant = choose_variant(device, variant)
         self.kernel_label = f"fused/{self.name}"
         self.field = self.output = self.pipeline = self.wavefront = None
@@ -131,6 +133,11 @@ class App:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.name} view field {name}: {exc}") from None
         raise ConfigError(f"{self.name} view field {name} cannot be set")
+
+    def finish_frame(self, stats) -> None:
+        """After the last tile: the NGPC pipeline adds its projected frame time."""
+        if self.wavefront is not None:
+            self.wavefront.finish_frame(stats)
 
     def default_view(self):
         return self.make_view({})

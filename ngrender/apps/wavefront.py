@@ -5,7 +5,9 @@ instant-ngp's testbed and tiny-cuda-nn (the paper's GPU baseline).
 samples per live ray, more as fewer rays live, as instant-ngp's steps between compactions), input encoding
 (level-major, one invocation per sample and level), direction encoding (NeRF), one MLP dispatch per network
 (or per layer), compositing, compaction of the live rays; finally shading. ``fused-rest``: the encoding and
-MLP dispatches stay, everything else is one kernel per iteration (shaders/unfused/rest_fused.comp).
+MLP dispatches stay, everything else is one kernel per iteration (shaders/unfused/rest_fused.comp). ``ngpc``:
+fused-rest with the encoding and MLP run as the NGPC's engines would (shaders/ngpc/, ngrender/ngpc/), and the
+frame's projected NGPC time in FrameStats.ngpc_ms.
 
 Both run the ray logic of the fused kernel (shaders/lib/ray_<app>.glsl), so they draw the same image. The
 host reads back the live-ray count after each iteration, as instant-ngp does, to size the next dispatches.
@@ -28,7 +30,7 @@ CONTROL_FIELDS = ("n_in", "n_out", "k_in", "k_out", "samples_in", "samples_out",
                   "n_samples", "first")
 
 # Bindings of shaders/unfused/*.comp (0-3 are the field's and the output's, see apps/field.py).
-CONTROL, RAYS, FLAGS, LISTS, SAMPLES, IN_A, IN_B, NET_OUT, NET_DENSITY = 4, 5, 6, 7, 8, 9, 10, 11, 12
+CONTROL, RAYS, FLAGS, LISTS, SAMPLES, IN_A, IN_B, NET_OUT, NET_DENSITY, NGPC_WEIGHTS = 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 
 
 def _groups(n: int) -> int:
@@ -44,12 +46,19 @@ class Wavefront:
         self.capacity = cap = app.max_tile[0] * app.max_tile[1]
         self.nerf = model.rgb_net is not None
         self.k_max = app.samples_per_step
+        self.ngpc = app.pipeline_name == "ngpc"
+        self.arch = None
+        if self.ngpc:
+            from ..ngpc.arch import load_arch
+            self.arch = app.ngpc_arch or load_arch()
         if app.encode_dispatch not in ENCODE_DISPATCHES:
             raise ConfigError(f"unknown encoding dispatch {app.encode_dispatch!r}; choose one of "
                               f"{', '.join(ENCODE_DISPATCHES)}")
         # tcnn's one invocation per (sample, level) on GPUs; per sample on CPU drivers (6x faster on lavapipe)
         self.encode_per_level = app.encode_dispatch == "level" or \
             (app.encode_dispatch == "auto" and not self.device.info.is_cpu)
+        if self.ngpc:  # the engines: one per level for hash grids, dense grids parallelised over inputs
+            self.encode_per_level = not all(not lv.hashed for lv in model.geometry.levels)
         vec4s = 2 if self.nerf else 1  # NeRF samples also carry the ray direction (colour network input)
         self._owned: list = []
         self.mlp_stages: list[tuple[str, object]] = []
@@ -65,6 +74,10 @@ class Wavefront:
             self.net_out = buffer(model.n_output_dims * cap * 4)
             self.defines = {**app.defines(), "SAMPLE_CAPACITY": cap, "SAMPLE_VEC4S": vec4s,
                             "RESULT_FROM_DENSITY": int(self.nerf)}
+            if self.ngpc:
+                self.defines.update(STORE_HALF=int(self.arch.storage_precision == "fp16"),
+                                    ACC_HALF=int(self.arch.accumulate_precision == "fp16"),
+                                    MAC_ROWS=self.arch.mac_rows)
             self._build_stages(field, buffer)
         except BaseException:
             self.destroy()
@@ -76,7 +89,8 @@ class Wavefront:
 
     def _kernel(self, shader: str, label: str, bindings: dict, generated: dict[str, str], push_size: int = 0,
                 defines: dict | None = None):
-        spirv = compile_shader(f"unfused/{shader}.comp", {**self.defines, **(defines or {})}, generated)
+        path = shader if "/" in shader else f"unfused/{shader}.comp"
+        spirv = compile_shader(path, {**self.defines, **(defines or {})}, generated)
         return self._own(create_bound_pipeline(self.device, spirv, bindings, push_size, label))
 
     def _build_stages(self, field, buffer: Callable[[int], Buffer]) -> None:
@@ -91,11 +105,11 @@ class Wavefront:
             self.sh_features = buffer(app.model.sh_degree ** 2 * self.capacity * 4)
             rest[NET_DENSITY] = (STORAGE, self.density_out)
         app_code = {"generated/app.glsl": f'#include "ray_{app.name}.glsl"\n'}
-        names = ("rest_fused",) if app.pipeline_name == "fused-rest" else \
+        names = ("rest_fused",) if app.pipeline_name in ("fused-rest", "ngpc") else \
             ("ray_init", "generate", "composite", "compact", "shade")
         self.rest = {name: self._kernel(name, f"rest/{name}", rest, app_code, app.push.size) for name in names}
 
-        self.encode = self._kernel("encode", "encoding/grid",
+        self.encode = self._kernel("ngpc/encode.comp" if self.ngpc else "encode", "encoding/grid",
                                    {**shared, 0: field.bindings()[0], IN_A: (STORAGE, self.features)},
                                    field.generated(networks=False), defines={"ENCODE_PER_LEVEL": int(self.encode_per_level)})
         self.sh = None
@@ -112,6 +126,10 @@ class Wavefront:
         else:
             plan = [("network", "mlp_forward", (self.features, None), self.net_out)]
         networks = {name: (layers, act) for name, layers, act in field.networks()}
+        if self.ngpc:
+            for label, function, (in_a, in_b), out in plan:
+                self.mlp_stages.append((f"mlp/{label}", self._ngpc_mlp(label, *networks[function], in_a, in_b, out)))
+            return
         hidden = []
         if self.app.mlp_dispatch == "layer":
             width = max(w.shape[0] for layers, _ in networks.values() for w in layers[:-1])
@@ -136,6 +154,34 @@ class Wavefront:
                 defines = {"NET_IN_A": chunk[0].shape[1] - n_in_b, "NET_IN_B": n_in_b, "NET_OUT": chunk[-1].shape[0]}
                 self.mlp_stages.append((name, self._kernel("mlp", name, bindings, {"generated/net.glsl": code},
                                                            defines=defines)))
+
+    def _ngpc_mlp(self, label: str, layers: list[np.ndarray], activation: str, in_a: Buffer, in_b: Buffer | None,
+                  out: Buffer):
+        """The NGPC MLP engine for one network: weights (out x in, row-major, at the storage precision) in a
+        storage buffer, layer shapes as constants."""
+        flat = np.concatenate([np.asarray(w, np.float32).ravel() for w in layers])
+        if self.arch.storage_precision == "fp16":
+            flat = flat.astype(np.float16).astype(np.float32)
+        weights = self._own(Buffer(self.device, flat.nbytes, (STORAGE,), host=False))
+        weights.write(flat)
+        offsets = np.cumsum([0] + [w.size for w in layers[:-1]])
+
+        def table(name: str, values) -> str:
+            return f"const int {name}[{len(values)}] = int[]({', '.join(str(int(v)) for v in values)});"
+
+        code = "\n".join([f"#define N_LAYERS {len(layers)}",
+                          f"#define NET_WIDTH {max(max(w.shape) for w in layers)}",
+                          table("LAYER_IN", [w.shape[1] for w in layers]),
+                          table("LAYER_OUT", [w.shape[0] for w in layers]), table("LAYER_OFFSET", offsets),
+                          f"float output_act(float v) {{ return act_{activation}(v); }}"]) + "\n"
+        n_in_b = self.app.model.sh_degree ** 2 if in_b is not None else 0
+        bindings = {CONTROL: (STORAGE, self.control), IN_A: (STORAGE, in_a), NET_OUT: (STORAGE, out),
+                    NGPC_WEIGHTS: (STORAGE, weights)}
+        if in_b is not None:
+            bindings[IN_B] = (STORAGE, in_b)
+        defines = {"NET_IN_A": layers[0].shape[1] - n_in_b, "NET_IN_B": n_in_b, "NET_OUT": layers[-1].shape[0]}
+        return self._kernel("ngpc/mlp.comp", f"mlp/{label}", bindings, {"generated/layers.glsl": code},
+                            defines=defines)
 
     # -- one tile ---------------------------------------------------------------------------------------
     def _set(self, **values: int) -> None:
@@ -162,7 +208,7 @@ class Wavefront:
             rec.dispatch(label, kernel, (_groups(n_samples), 1, 1))
 
     def run_tile(self, submit: Callable, push: bytes, size: tuple[int, int], stats) -> None:
-        if self.app.pipeline_name == "fused-rest":
+        if self.app.pipeline_name in ("fused-rest", "ngpc"):
             self._run_fused_rest(submit, push, size[0] * size[1], stats)
         else:
             self._run_unfused(submit, push, size[0] * size[1], stats)
@@ -211,6 +257,16 @@ class Wavefront:
             stats.samples += n_samples
             stats.iterations += 1
             live, side, k = self._live(), 1 - side, k_next
+
+    def finish_frame(self, stats) -> None:
+        """NGPC: the frame's projected time from its work and its measured rest-of-kernels time."""
+        if not self.ngpc or stats.samples == 0:
+            return
+        from ..ngpc.timing import Workload, project
+
+        work = Workload.from_model(self.app.model, stats.samples, self.arch.bytes_per_value())
+        rest = stats.class_ms()["rest"]
+        stats.ngpc_ms = project(self.arch, work, max(stats.gpu_ms, rest, 1e-9), rest).frame_ms
 
     def read(self, buffer: Buffer, rows: int, n: int) -> np.ndarray:
         """A feature-major buffer's first ``n`` samples as (n, rows) float32 (tests, debugging)."""
