@@ -1,4 +1,4 @@
-"""Command line: ``ngrender render | info | bench | train`` (``python main.py ...`` is the same)."""
+"""Command line: ``ngrender render | info | bench | ngpc | train`` (``python main.py ...`` is the same)."""
 from __future__ import annotations
 
 import argparse
@@ -79,10 +79,44 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encode-dispatch", choices=ENCODE_DISPATCHES, default="auto",
                    help="unfused encoding: one invocation per (sample, level) as tcnn, per sample, or auto "
                         "(level on GPUs, sample on CPU drivers)")
+    p.add_argument("--dispatch", choices=("gpu", "ngpc"), default="gpu",
+                   help="ngpc: run encoding and MLP as the simulated NGPC's engines (beside the GPU's fused "
+                        "rest-of-kernels) and print the projected NGPC frame time")
+    _ngpc_arch_args(p)
+
+
+def _ngpc_arch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ngpc-preset", default="NGPC-8", help="NGPC-8, NGPC-16, NGPC-32 or NGPC-64 (configs/ngpc.json)")
+    p.add_argument("--ngpc-set", action="append", metavar="KEY=VALUE",
+                   help="override an NGPC parameter, e.g. storage_precision=fp32 or clock_ghz=1.5 (repeatable)")
+
+
+def _ngpc_overrides(items: list[str] | None) -> dict:
+    """``--ngpc-set KEY=VALUE`` pairs; numbers become numbers."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise NgrenderError(f"--ngpc-set {item!r} must look like KEY=VALUE (e.g. storage_precision=fp32)")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
 
 
 def _pipeline_options(args: argparse.Namespace) -> dict:
-    return {"pipeline": args.pipeline, "mlp_dispatch": args.mlp_dispatch, "encode_dispatch": args.encode_dispatch}
+    options = {"pipeline": args.pipeline, "mlp_dispatch": args.mlp_dispatch, "encode_dispatch": args.encode_dispatch}
+    if args.dispatch == "ngpc":
+        from .ngpc.arch import load_arch
+        if args.pipeline != "fused":
+            raise NgrenderError("--dispatch ngpc runs its own pipeline (the GPU's fused rest-of-kernels beside the "
+                                "engines); leave --pipeline out")
+        options.update(pipeline="ngpc", ngpc_arch=load_arch(args.ngpc_preset, **_ngpc_overrides(args.ngpc_set)))
+    return options
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -185,6 +219,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ngpc(args: argparse.Namespace) -> int:
+    from .ngpc.arch import load_arch
+
+    overrides = _ngpc_overrides(args.ngpc_set)
+    if args.action == "arch":
+        arch = load_arch(args.ngpc_preset, **overrides)
+        print(f"{arch.name} (configs/ngpc.json)")
+        for name, value in arch.values.items():
+            print(f"  {name:<34} {value!s:<10} {arch.sources[name]}")
+        return 0
+    from .ngpc.report import report
+    w, h = args.resolution
+    report(args.profile, args.apps, args.encodings, args.presets, resolution=(w, h), size=args.size,
+           repeats=args.repeats, out_dir=args.out_dir, device=args.device, overrides=overrides,
+           scalesim=not args.no_scalesim)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ngrender", description="Neural-graphics renderer on Vulkan compute.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=("auto", "baked", "buffered"), default="auto")
     _device_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("ngpc", help="the simulated NGPC: its parameters (arch) or the projection report")
+    p.add_argument("action", choices=("report", "arch"))
+    p.add_argument("--profile", nargs="+", choices=("rtx3090", "measured"), default=["rtx3090", "measured"],
+                   help="baseline profiles: the paper's RTX 3090, and/or this device measured by the unfused pipelines")
+    p.add_argument("--apps", nargs="+", choices=APPS, default=list(APPS))
+    p.add_argument("--encodings", nargs="+", choices=("hash", "dense", "lowres"), default=["hash", "dense", "lowres"])
+    p.add_argument("--presets", nargs="+", default=["NGPC-8", "NGPC-16", "NGPC-32", "NGPC-64"])
+    p.add_argument("--resolution", type=_size, default=(1920, 1080), help="frame size for the RTX 3090 profile")
+    p.add_argument("--size", type=_positive, default=128, help="square frame measured on this device")
+    p.add_argument("--repeats", type=_positive, default=3)
+    p.add_argument("--out-dir", default="ngpc-report", help="folder for ngpc.{md,json,png}")
+    p.add_argument("--no-scalesim", action="store_true", help="skip the SCALE-Sim cross-check of the MLP engine")
+    _ngpc_arch_args(p)
+    _device_args(p)
+    p.set_defaults(func=cmd_ngpc)
 
     p = sub.add_parser("train", help="fit a model to real data (extra [train], PyTorch CPU)")
     p.add_argument("app", choices=("gigapixel",))
