@@ -217,3 +217,20 @@ def test_bench_breakdown_through_the_cli(tmp_path):
     assert "| sdf | lowres |" in proc.stdout and "paper 9.94x" in proc.stdout
     assert {p.name for p in (tmp_path / "bd").iterdir()} == {"breakdown.json", "breakdown.md", "breakdown.png"}
     assert_clean_error(run("bench"), "bench needs an APP")
+
+
+def test_ngpc_through_the_cli(tmp_path):
+    scene = ROOT / "scenes" / "standin" / "sdf_torus_dense.json"
+    proc = run("render", scene, "--out", tmp_path / "n.png", "--width", 32, "--height", 24, "--dispatch", "ngpc",
+               "--ngpc-preset", "NGPC-16", "--ngpc-set", "storage_precision=fp32", "--validation")
+    assert proc.returncode == 0, proc.stderr
+    assert "ngpc pipeline" in proc.stdout and "projected on the NGPC" in proc.stdout
+    proc = run("ngpc", "arch", "--ngpc-preset", "NGPC-32")
+    assert proc.returncode == 0 and "n_nfp" in proc.stdout and "32" in proc.stdout and "assumption" in proc.stdout
+    assert_clean_error(run("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc", "--ngpc-set",
+                           "clock_ghz=0"), "clock_ghz = 0 is outside its valid range")
+    assert_clean_error(run("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc", "--ngpc-set",
+                           "fast"), "must look like KEY=VALUE")
+    assert_clean_error(run("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc", "--pipeline",
+                           "unfused"), "leave --pipeline out")
+    assert_clean_error(run("ngpc", "arch", "--ngpc-preset", "NGPC-3"), "unknown NGPC preset")

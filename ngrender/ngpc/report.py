@@ -159,7 +159,7 @@ def chart(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("NFPs (scaling factor)")
         ax.set_ylabel("speed-up over the baseline")
         ax.set_title(f"{profile}\n(dotted: Amdahl bounds)", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, ncol=2, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
