@@ -135,7 +135,10 @@ class Device(Handle):
         compute = [i for i, f in enumerate(families) if f.queueFlags & vk.VK_QUEUE_COMPUTE_BIT]
         if not compute:
             raise DeviceError(f"{self.info.name} has no compute queue")
-        self.queue_family = compute[0]
+        # A family that also draws (the viewer's overlay pass) when there is one: every desktop GPU has it.
+        both = [i for i in compute if families[i].queueFlags & vk.VK_QUEUE_GRAPHICS_BIT]
+        self.queue_family = (both or compute)[0]
+        self.graphics = bool(both)
         queue_info = vk.VkDeviceQueueCreateInfo(queueFamilyIndex=self.queue_family, queueCount=1,
                                                 pQueuePriorities=[1.0])
         exts = list(extensions)
@@ -162,8 +165,9 @@ class Device(Handle):
     def handle(self):
         return self._device
 
-    def submit(self, record: Callable[[object], None]) -> None:
-        """Record commands with ``record(command_buffer)``, submit them and wait for completion."""
+    def submit(self, record: Callable[[object], None], wait=None, signal=None) -> None:
+        """Record commands with ``record(command_buffer)``, submit them and wait for completion; ``wait`` /
+        ``signal``: semaphores (the viewer's swapchain image acquire / present)."""
         vk = self.vk
         cmd = self.command_buffer
         vk.vkResetCommandBuffer(cmd, 0)
@@ -171,10 +175,18 @@ class Device(Handle):
             flags=vk.VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT))
         record(cmd)
         vk.vkEndCommandBuffer(cmd)
-        submit = vk.VkSubmitInfo(commandBufferCount=1, pCommandBuffers=[cmd])
+        waits = [wait] if wait is not None else []
+        signals = [signal] if signal is not None else []
+        stages = [vk.VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT] if waits else []
+        submit = vk.VkSubmitInfo(commandBufferCount=1, pCommandBuffers=[cmd], waitSemaphoreCount=len(waits),
+                                 pWaitSemaphores=waits or None, pWaitDstStageMask=stages or None,
+                                 signalSemaphoreCount=len(signals), pSignalSemaphores=signals or None)
         vk.vkResetFences(self._device, 1, [self._fence])
         vk.vkQueueSubmit(self.queue, 1, [submit], self._fence)
         vk.vkWaitForFences(self._device, 1, [self._fence], vk.VK_TRUE, 0xFFFFFFFFFFFFFFFF)
+
+    def wait_idle(self) -> None:
+        self.vk.vkDeviceWaitIdle(self._device)
 
     def take_messages(self) -> list[str]:
         """Validation messages since the last call (empty when validation is off)."""

@@ -1,4 +1,4 @@
-"""Buffers and texel-buffer views: one small class per handle, explicit destroy()."""
+"""Buffers, texel-buffer views, images, image views and samplers: one small class per handle, explicit destroy()."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +11,8 @@ from .live import Handle
 STORAGE = "storage"
 UNIFORM = "uniform"
 TEXEL = "texel"
+VERTEX = "vertex"
+INDEX = "index"
 
 
 class OutOfDeviceMemory(NgrenderError):
@@ -32,7 +34,9 @@ class Buffer(Handle):
         for role in usages:
             usage |= {STORAGE: vk.VK_BUFFER_USAGE_STORAGE_BUFFER_BIT,
                       UNIFORM: vk.VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT,
-                      TEXEL: vk.VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT}[role]
+                      TEXEL: vk.VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
+                      VERTEX: vk.VK_BUFFER_USAGE_VERTEX_BUFFER_BIT,
+                      INDEX: vk.VK_BUFFER_USAGE_INDEX_BUFFER_BIT}[role]
         try:
             self._buffer = vk.vkCreateBuffer(device.handle, vk.VkBufferCreateInfo(
                 size=max(self.size, 4), usage=usage, sharingMode=vk.VK_SHARING_MODE_EXCLUSIVE), None)
@@ -147,3 +151,133 @@ class TexelBufferView(Handle):
 
     def _release(self) -> None:
         self.device.vk.vkDestroyBufferView(self.device.handle, self._view, None)
+
+
+def image_barrier(device: Device, cmd, image, old_layout: int, new_layout: int, src_access: int, dst_access: int,
+                  src_stage: int, dst_stage: int) -> None:
+    """A layout transition of a whole single-mip colour image."""
+    vk = device.vk
+    barrier = vk.VkImageMemoryBarrier(
+        srcAccessMask=src_access, dstAccessMask=dst_access, oldLayout=old_layout, newLayout=new_layout,
+        srcQueueFamilyIndex=vk.VK_QUEUE_FAMILY_IGNORED, dstQueueFamilyIndex=vk.VK_QUEUE_FAMILY_IGNORED, image=image,
+        subresourceRange=vk.VkImageSubresourceRange(aspectMask=vk.VK_IMAGE_ASPECT_COLOR_BIT, baseMipLevel=0,
+                                                    levelCount=1, baseArrayLayer=0, layerCount=1))
+    vk.vkCmdPipelineBarrier(cmd, src_stage, dst_stage, 0, 0, None, 0, None, 1, [barrier])
+
+
+class ImageView(Handle):
+    """A 2D colour view of an image (ours or a swapchain's)."""
+
+    kind = "image_view"
+
+    def __init__(self, device: Device, image, fmt: int) -> None:
+        vk = device.vk
+        self.device = device
+        create = vk.VkImageViewCreateInfo(
+            image=image, viewType=vk.VK_IMAGE_VIEW_TYPE_2D, format=fmt,
+            subresourceRange=vk.VkImageSubresourceRange(aspectMask=vk.VK_IMAGE_ASPECT_COLOR_BIT, baseMipLevel=0,
+                                                        levelCount=1, baseArrayLayer=0, layerCount=1))
+        self.handle = vk.vkCreateImageView(device.handle, create, None)
+        super().__init__()
+
+    def _release(self) -> None:
+        self.device.vk.vkDestroyImageView(self.device.handle, self.handle, None)
+
+
+class Image2D(Handle):
+    """A device-local 2D RGBA8 image with its view: a texture (``upload``) or a render target (``read``)."""
+
+    kind = "image"
+
+    def __init__(self, device: Device, width: int, height: int, usage: int, fmt: int | None = None) -> None:
+        vk = device.vk
+        self.device, self.width, self.height = device, int(width), int(height)
+        self.format = vk.VK_FORMAT_R8G8B8A8_UNORM if fmt is None else fmt
+        self._image = self._memory = self.view = None
+        super().__init__()
+        try:
+            create = vk.VkImageCreateInfo(
+                imageType=vk.VK_IMAGE_TYPE_2D, format=self.format,
+                extent=vk.VkExtent3D(width=self.width, height=self.height, depth=1), mipLevels=1, arrayLayers=1,
+                samples=vk.VK_SAMPLE_COUNT_1_BIT, tiling=vk.VK_IMAGE_TILING_OPTIMAL, usage=usage,
+                sharingMode=vk.VK_SHARING_MODE_EXCLUSIVE, initialLayout=vk.VK_IMAGE_LAYOUT_UNDEFINED)
+            self._image = vk.vkCreateImage(device.handle, create, None)
+            req = vk.vkGetImageMemoryRequirements(device.handle, self._image)
+            index, _ = _memory_type(device, req.memoryTypeBits, [vk.VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0])
+            self._memory = vk.vkAllocateMemory(device.handle, vk.VkMemoryAllocateInfo(
+                allocationSize=req.size, memoryTypeIndex=index), None)
+            vk.vkBindImageMemory(device.handle, self._image, self._memory, 0)
+            self.view = ImageView(device, self._image, self.format)
+        except BaseException:
+            self.destroy()
+            raise
+
+    @property
+    def handle(self):
+        return self._image
+
+    def _region(self):
+        vk = self.device.vk
+        return vk.VkBufferImageCopy(
+            bufferOffset=0, bufferRowLength=0, bufferImageHeight=0,
+            imageSubresource=vk.VkImageSubresourceLayers(aspectMask=vk.VK_IMAGE_ASPECT_COLOR_BIT, mipLevel=0,
+                                                         baseArrayLayer=0, layerCount=1),
+            imageOffset=vk.VkOffset3D(x=0, y=0, z=0),
+            imageExtent=vk.VkExtent3D(width=self.width, height=self.height, depth=1))
+
+    def upload(self, rgba: np.ndarray) -> None:
+        """Fill the image with (height, width, 4) uint8 and leave it ready for sampling in fragment shaders."""
+        vk, dev = self.device.vk, self.device
+        if rgba.shape != (self.height, self.width, 4):
+            raise ValueError(f"texture data {rgba.shape} does not match the image {self.height}x{self.width}x4")
+        with Buffer(dev, rgba.nbytes, host=True) as staging:
+            staging.write(rgba)
+            region = self._region()
+
+            def record(cmd) -> None:
+                image_barrier(dev, cmd, self._image, vk.VK_IMAGE_LAYOUT_UNDEFINED,
+                              vk.VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL, 0, vk.VK_ACCESS_TRANSFER_WRITE_BIT,
+                              vk.VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, vk.VK_PIPELINE_STAGE_TRANSFER_BIT)
+                vk.vkCmdCopyBufferToImage(cmd, staging.handle, self._image, vk.VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL,
+                                          1, [region])
+                image_barrier(dev, cmd, self._image, vk.VK_IMAGE_LAYOUT_TRANSFER_DST_OPTIMAL,
+                              vk.VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL, vk.VK_ACCESS_TRANSFER_WRITE_BIT,
+                              vk.VK_ACCESS_SHADER_READ_BIT, vk.VK_PIPELINE_STAGE_TRANSFER_BIT,
+                              vk.VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT)
+
+            dev.submit(record)
+
+    def read(self) -> np.ndarray:
+        """(height, width, 4) uint8 of a render target left in TRANSFER_SRC_OPTIMAL layout."""
+        vk = self.device.vk
+        with Buffer(self.device, self.width * self.height * 4, host=True) as staging:
+            region = self._region()
+            self.device.submit(lambda cmd: vk.vkCmdCopyImageToBuffer(
+                cmd, self._image, vk.VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL, staging.handle, 1, [region]))
+            return staging.array(np.uint8).reshape(self.height, self.width, 4).copy()
+
+    def _release(self) -> None:
+        vk, dev = self.device.vk, self.device.handle
+        if self.view is not None:
+            self.view.destroy()
+        if self._image is not None:
+            vk.vkDestroyImage(dev, self._image, None)
+        if self._memory is not None:
+            vk.vkFreeMemory(dev, self._memory, None)
+
+
+class Sampler(Handle):
+    kind = "sampler"
+
+    def __init__(self, device: Device, linear: bool = True) -> None:
+        vk = device.vk
+        self.device = device
+        flt = vk.VK_FILTER_LINEAR if linear else vk.VK_FILTER_NEAREST
+        clamp = vk.VK_SAMPLER_ADDRESS_MODE_CLAMP_TO_EDGE
+        self.handle = vk.vkCreateSampler(device.handle, vk.VkSamplerCreateInfo(
+            magFilter=flt, minFilter=flt, mipmapMode=vk.VK_SAMPLER_MIPMAP_MODE_NEAREST, addressModeU=clamp,
+            addressModeV=clamp, addressModeW=clamp, maxLod=0.0), None)
+        super().__init__()
+
+    def _release(self) -> None:
+        self.device.vk.vkDestroySampler(self.device.handle, self.handle, None)
