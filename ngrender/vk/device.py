@@ -165,6 +165,10 @@ class Device(Handle):
     def handle(self):
         return self._device
 
+    @property
+    def instance(self):
+        return self._instance
+
     def submit(self, record: Callable[[object], None], wait=None, signal=None) -> None:
         """Record commands with ``record(command_buffer)``, submit them and wait for completion; ``wait`` /
         ``signal``: semaphores (the viewer's swapchain image acquire / present)."""
