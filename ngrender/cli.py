@@ -1,4 +1,4 @@
-"""Command line: ``ngrender render | info | bench | ngpc | train`` (``python main.py ...`` is the same)."""
+"""Command line: ``ngrender render | view | info | bench | ngpc | train`` (``python main.py ...`` is the same)."""
 from __future__ import annotations
 
 import argparse
@@ -219,6 +219,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    try:
+        import glfw  # noqa: F401
+        from imgui_bundle import imgui  # noqa: F401
+    except ImportError as exc:
+        raise NgrenderError(f"the viewer needs the [viewer] extra (glfw, imgui-bundle): {exc}") from None
+    from .viewer.app import Viewer, no_display_message
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise NgrenderError(no_display_message())
+    with Viewer(args.scene, size=args.size, device=args.device, validation=args.validation,
+                vsync=not args.no_vsync, pipeline=args.pipeline, resolution_scale=args.scale) as viewer:
+        viewer.run()
+    return 0
+
+
 def cmd_ngpc(args: argparse.Namespace) -> int:
     from .ngpc.arch import load_arch
 
@@ -282,6 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=("auto", "baked", "buffered"), default="auto")
     _device_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("view", help="interactive viewer: fly around a model with a frame-time overlay")
+    p.add_argument("scene", help="scene JSON file")
+    p.add_argument("--size", type=_size, default=(960, 540), help="window size (default 960x540)")
+    p.add_argument("--pipeline", choices=PIPELINES, default="fused", help="start with this pipeline")
+    p.add_argument("--scale", type=float, default=None,
+                   help="resolution scale (default 0.5 on CPU drivers, 1 on GPUs); the overlay can change it")
+    p.add_argument("--no-vsync", action="store_true", help="present without waiting for vertical sync")
+    _device_args(p)
+    p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("ngpc", help="the simulated NGPC: its parameters (arch) or the projection report")
     p.add_argument("action", choices=("report", "arch"))

@@ -77,15 +77,20 @@ class Swapchain(Handle):
             self.destroy()
             raise
 
-    def _choose_format(self) -> int:
-        vk = self.device.vk
-        formats = _instance_fn(self.device, "vkGetPhysicalDeviceSurfaceFormatsKHR")(self.device.physical,
-                                                                                  self.surface.handle)
-        # UNORM: the frame's bytes are already display values and must reach the screen unchanged.
+    @staticmethod
+    def surface_format(device: Device, surface: Surface) -> int:
+        """The swapchain's format: 8-bit UNORM, so the frame's bytes (already display values) reach the screen
+        unchanged."""
+        return Swapchain._formats(device, surface)[0]
+
+    @staticmethod
+    def _formats(device: Device, surface: Surface) -> tuple[int, int]:
+        vk = device.vk
+        formats = _instance_fn(device, "vkGetPhysicalDeviceSurfaceFormatsKHR")(device.physical, surface.handle)
         for want in (vk.VK_FORMAT_B8G8R8A8_UNORM, vk.VK_FORMAT_R8G8B8A8_UNORM):
-            if any(f.format == want for f in formats):
-                self.color_space = next(f.colorSpace for f in formats if f.format == want)
-                return want
+            for f in formats:
+                if f.format == want:
+                    return want, f.colorSpace
         raise DeviceError("the window surface offers no 8-bit UNORM format")
 
     def _present_mode(self, vsync: bool) -> int:
@@ -107,7 +112,7 @@ class Swapchain(Handle):
         else:
             width = min(max(size[0], caps.minImageExtent.width), caps.maxImageExtent.width)
             height = min(max(size[1], caps.minImageExtent.height), caps.maxImageExtent.height)
-        self.format, self.vsync = self._choose_format(), vsync
+        (self.format, self.color_space), self.vsync = self._formats(dev, self.surface), vsync
         count = max(caps.minImageCount, 2)
         if caps.maxImageCount:
             count = min(count, caps.maxImageCount)
