@@ -45,8 +45,8 @@ def measure(app: str, encoding: str, model_path: Path, size: int, repeats: int, 
     if not model_path.is_file():
         raise NgrenderError(f"no {app} model for the {encoding} encoding at {model_path}")
     model = load_model(model_path)
-    row = {"app": app, "encoding": encoding, "model": str(model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT)
-                                                          else model_path), "size": size}
+    shown = model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path
+    row = {"app": app, "encoding": encoding, "model": str(shown), "size": size}
     for pipeline in PIPELINES:
         with RenderSession(model, device=device, variant=variant, pipeline=pipeline) as session:
             row[pipeline] = _median_stats(session, size, repeats)

@@ -35,7 +35,8 @@ class App:
 
     ``pipeline``: ``fused`` (one dispatch per tile), ``unfused`` (every stage its own dispatch) or
     ``fused-rest`` (encoding and MLP separate, everything else one kernel) or ``ngpc`` (fused-rest with the
-    encoding and MLP as the simulated NGPC's engines, ``ngpc_arch`` an ngpc.arch.Arch, default NGPC-8); ``mlp_dispatch``: unfused MLPs as
+    encoding and MLP as the simulated NGPC's engines, ``ngpc_arch`` an ngpc.arch.Arch, default NGPC-8);
+    ``mlp_dispatch``: unfused MLPs as
     one dispatch per ``network`` or per ``layer``; ``encode_dispatch``: unfused encoding with one invocation
     per sample and ``level`` (tcnn), per ``sample``, or ``auto`` (level on GPUs, sample on CPU drivers)."""
 

@@ -97,7 +97,8 @@ class FieldResources:
         code = ['#include "activation.glsl"']
         code.append('#include "grid_texel.glsl"' if self.variant == "baked" else '#include "grid_buffer.glsl"')
         if networks:
-            code += [self.network_code(layers, act, name, self.vec4_offset(name)) for name, layers, act in self.networks()]
+            code += [self.network_code(layers, act, name, self.vec4_offset(name))
+                     for name, layers, act in self.networks()]
         return {"generated/grid_levels.glsl": glslgen.level_table(self.model.geometry),
                 "generated/variant.glsl": "\n".join(code) + "\n"}
 

@@ -111,7 +111,8 @@ class Wavefront:
 
         self.encode = self._kernel("ngpc/encode.comp" if self.ngpc else "encode", "encoding/grid",
                                    {**shared, 0: field.bindings()[0], IN_A: (STORAGE, self.features)},
-                                   field.generated(networks=False), defines={"ENCODE_PER_LEVEL": int(self.encode_per_level)})
+                                   field.generated(networks=False),
+                                   defines={"ENCODE_PER_LEVEL": int(self.encode_per_level)})
         self.sh = None
         if self.nerf:
             self.sh = self._kernel("sh_encode", "encoding/sh", {**shared, IN_B: (STORAGE, self.sh_features)}, {})

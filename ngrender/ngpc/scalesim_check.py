@@ -24,7 +24,9 @@ _MISSING = "the SCALE-Sim cross-check needs the [ngpc] extra: pip install scales
 # pads its prefetch trace to the SRAM size (1 GiB SRAMs cost ~5 s a call). No custom
 # layout, sparsity or ramulator traces.
 def _config(rows: int, cols: int, dataflow: str, m: int, k: int, n: int) -> dict[str, dict[str, object]]:
-    kb = lambda words: max(64, -(-2 * words // 1024))  # twice the operand, in kB
+    def kb(words: int) -> int:  # twice the operand, in kB
+        return max(64, -(-2 * words // 1024))
+
     arch = {"ArrayHeight": rows, "ArrayWidth": cols, "IfmapSramSzkB": kb(m * k), "FilterSramSzkB": kb(k * n),
             "OfmapSramSzkB": kb(m * n), "IfmapOffset": 0, "FilterOffset": 10**8, "OfmapOffset": 2 * 10**8,
             "Dataflow": dataflow, "ReadRequestBuffer": 32, "WriteRequestBuffer": 32}

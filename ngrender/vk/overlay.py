@@ -264,7 +264,8 @@ class OverlayPass(Handle):
                                                            extent=vk.VkExtent2D(width=x1 - x0, height=y1 - y0))])
                 vk.vkCmdBindDescriptorSets(cmd, vk.VK_PIPELINE_BIND_POINT_GRAPHICS, self.imgui_layout, 0, 1,
                                            [self.textures[c.texture][1]], 0, None)
-                vk.vkCmdDrawIndexed(cmd, c.index_count, 1, index_base + c.index_offset, vertex_base + c.vertex_offset, 0)
+                vk.vkCmdDrawIndexed(cmd, c.index_count, 1, index_base + c.index_offset,
+                                    vertex_base + c.vertex_offset, 0)
 
     def _release(self) -> None:
         vk, dev = self.device.vk, self.device.handle

@@ -65,7 +65,8 @@ class Swapchain(Handle):
 
     kind = "swapchain"
 
-    def __init__(self, device: Device, surface: Surface, render_pass, size: tuple[int, int], vsync: bool = True) -> None:
+    def __init__(self, device: Device, surface: Surface, render_pass, size: tuple[int, int],
+                 vsync: bool = True) -> None:
         self.device, self.surface, self.render_pass = device, surface, render_pass
         self.handle = None
         self.views: list[ImageView] = []
