@@ -195,19 +195,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.app != "gigapixel":
-        raise NgrenderError(f"training app {args.app!r} is not available yet (gigapixel is)")
+    if args.app not in ("gigapixel", "sdf"):
+        raise NgrenderError(f"training app {args.app!r} is not available yet (gigapixel and sdf are)")
     try:
-        from .train import gigapixel as trainer
+        import torch  # noqa: F401
     except ImportError as exc:
         raise NgrenderError(f"training needs the [train] extra (PyTorch CPU): {exc}") from None
-    from .data.images import resolve_image
-
     out = Path(args.out)
     _check_writable(out)
+    if args.app == "sdf":
+        return _train_sdf(args, out)
+    from .data.images import resolve_image
+    from .train import gigapixel as trainer
+
     image = resolve_image(args.image)
     result = trainer.train(image, args.config, steps=args.steps, time_budget=args.time_budget,
-                           batch=args.batch, seed=args.seed)
+                           batch=args.batch or 1 << 16, seed=args.seed)
     result.model.save(out)
     config_path = out.with_suffix(".json")  # the tcnn config actually used (per_level_scale filled in)
     config_path.write_text(json.dumps({"encoding": result.model.encoding, "network": result.model.network},
@@ -217,6 +220,23 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{result.model.n_params:,} parameters, {size:.2f} MiB; "
           f"{result.steps} steps in {result.seconds:.0f} s; PSNR {result.psnr:.2f} dB against {image.name} "
           f"at {result.model.extra['source_size'][0]}x{result.model.extra['source_size'][1]}")
+    return 0
+
+
+def _train_sdf(args: argparse.Namespace, out: Path) -> int:
+    from .train import sdf as trainer
+
+    checkpoint = out.with_suffix(".ckpt")
+    result = trainer.train(args.mesh, args.encoding, args.config, steps=args.steps, time_budget=args.time_budget,
+                           batch=args.batch or 1 << 14, seed=args.seed, checkpoint=checkpoint,
+                           resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
+    result.model.save(out)
+    m = result.metrics
+    print(f"{out}: {result.model.geometry.describe()}; {result.model.n_params:,} parameters, "
+          f"{out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, {result.model.extra['train_seconds']:.0f} s "
+          f"of training; surface error {m['surface_error_mean']:.5f} mean ({m['surface_error_pct_diagonal']:.3f}% "
+          f"of the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}% "
+          f"(checkpoint: {checkpoint})")
     return 0
 
 
@@ -348,14 +368,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ngpc)
 
     p = sub.add_parser("train", help="fit a model to real data (extra [train], PyTorch CPU)")
-    p.add_argument("app", choices=("gigapixel",))
+    p.add_argument("app", choices=APPS)
     p.add_argument("--image", default="shadedrelief",
-                   help="image file, or a bundled name: shadedrelief (10800x5400), bmng (5400x2700), etopo1")
-    p.add_argument("--config", help="tcnn/instant-ngp network config JSON (default configs/gigapixel_hash.json)")
+                   help="gigapixel: image file, or a bundled name: shadedrelief (10800x5400), bmng (5400x2700), etopo1")
+    p.add_argument("--mesh", default="bunny", help="sdf: mesh file (OFF/PLY/OBJ/STL, .gz ok) or a fetched name: "
+                                                   "bunny, armadillo, dragon (`ngrender data fetch`)")
+    p.add_argument("--encoding", choices=("hash", "dense", "lowres"), default="hash",
+                   help="sdf: configs/sdf_<encoding>.json unless --config is given")
+    p.add_argument("--config", help="tcnn/instant-ngp network config JSON")
     p.add_argument("--out", required=True, help="output model (.safetensors)")
     p.add_argument("--steps", type=_positive, default=20000)
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--batch", type=_positive, default=1 << 16)
+    p.add_argument("--batch", type=_positive, default=None, help="samples per step (gigapixel 65536, sdf 16384)")
+    p.add_argument("--resume", help="sdf: continue from a checkpoint (OUT.ckpt is written every 500 steps)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train)
     return parser

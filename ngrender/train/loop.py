@@ -1,0 +1,85 @@
+"""The training loop the trainers share: Adam with instant-ngp's settings, a progress bar with the loss and
+samples/s, a time budget, periodic checkpoints, and resume from a checkpoint."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    elapsed: float = 0.0
+    losses: list[float] = field(default_factory=list)
+
+
+def adam(module, lr: float = 1e-2):
+    """instant-ngp's optimiser: Adam (0.9, 0.99, eps 1e-15); weight decay 1e-6 on the MLP only."""
+    import torch
+
+    return torch.optim.Adam([{"params": module.grid.parameters(), "weight_decay": 0.0},
+                             {"params": module.layers.parameters(), "weight_decay": 1e-6}],
+                            lr=lr, betas=(0.9, 0.99), eps=1e-15)
+
+
+def save_checkpoint(path: Path, module, optimizer, state: LoopState, rng: np.random.Generator, meta: dict) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"module": module.state_dict(), "optimizer": optimizer.state_dict(), "step": state.step,
+                "elapsed": state.elapsed, "losses": state.losses, "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(), "meta": meta}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, module, optimizer, rng: np.random.Generator, meta: dict) -> LoopState:
+    """Restore a run; the checkpoint must come from the same trainer and configuration."""
+    import torch
+
+    try:
+        data = torch.load(path, weights_only=False)
+    except FileNotFoundError:
+        raise ConfigError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
+        raise ConfigError(f"cannot read checkpoint {path}: {exc}") from None
+    if data.get("meta") != meta:
+        raise ConfigError(f"checkpoint {path} is from another training set-up ({data.get('meta')}), not {meta}")
+    module.load_state_dict(data["module"])
+    optimizer.load_state_dict(data["optimizer"])
+    rng.bit_generator.state = data["rng"]
+    torch.set_rng_state(data["torch_rng"])
+    return LoopState(data["step"], data["elapsed"], list(data["losses"]))
+
+
+def run(step_fn: Callable[[], float], steps: int, batch: int, module, optimizer, rng: np.random.Generator,
+        meta: dict, time_budget: float | None = None, checkpoint: Path | None = None, checkpoint_every: int = 500,
+        resume: Path | None = None, progress: bool = True) -> LoopState:
+    """Call ``step_fn`` (one optimiser step, returns its loss) until ``steps`` or the time budget (counted over
+    resumed runs too); write ``checkpoint`` every ``checkpoint_every`` steps and at the end."""
+    from tqdm import tqdm
+
+    state = load_checkpoint(resume, module, optimizer, rng, meta) if resume else LoopState()
+    start = time.perf_counter() - state.elapsed
+    bar = tqdm(total=steps, initial=state.step, disable=not progress, unit="step", dynamic_ncols=True)
+    while state.step < steps:
+        if time_budget is not None and time.perf_counter() - start > time_budget:
+            break
+        state.losses.append(float(step_fn()))
+        state.step += 1
+        state.elapsed = time.perf_counter() - start
+        if state.step % 10 == 0 or state.step == steps:
+            rate = batch * len(state.losses) / max(state.elapsed, 1e-9)
+            bar.set_postfix(loss=f"{state.losses[-1]:.5f}", samples_s=f"{rate / 1e6:.2f}M")
+        bar.update(1)
+        if checkpoint is not None and state.step % checkpoint_every == 0:
+            save_checkpoint(checkpoint, module, optimizer, state, rng, meta)
+    bar.close()
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, module, optimizer, state, rng, meta)
+    return state
