@@ -195,8 +195,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.app not in ("gigapixel", "sdf"):
-        raise NgrenderError(f"training app {args.app!r} is not available yet (gigapixel and sdf are)")
+    if args.app not in ("gigapixel", "sdf", "volume"):
+        raise NgrenderError(f"training app {args.app!r} is not available yet (gigapixel, sdf and volume are)")
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -205,6 +205,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_writable(out)
     if args.app == "sdf":
         return _train_sdf(args, out)
+    if args.app == "volume":
+        return _train_volume(args, out)
     from .data.images import resolve_image
     from .train import gigapixel as trainer
 
@@ -220,6 +222,23 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{result.model.n_params:,} parameters, {size:.2f} MiB; "
           f"{result.steps} steps in {result.seconds:.0f} s; PSNR {result.psnr:.2f} dB against {image.name} "
           f"at {result.model.extra['source_size'][0]}x{result.model.extra['source_size'][1]}")
+    return 0
+
+
+def _train_volume(args: argparse.Namespace, out: Path) -> int:
+    from .train import volume as trainer
+
+    checkpoint = out.with_suffix(".ckpt")
+    result = trainer.train(args.volume, args.encoding, args.config, steps=args.steps, time_budget=args.time_budget,
+                           batch=args.batch or 1 << 14, seed=args.seed, checkpoint=checkpoint,
+                           resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
+    result.model.save(out)
+    m = result.metrics
+    print(f"{out}: {result.model.geometry.describe()}; {result.model.n_params:,} parameters, "
+          f"{out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, {result.model.extra['train_seconds']:.0f} s "
+          f"of training; PSNR {m['psnr_db']:.2f} dB against direct volume rendering of the raw scan "
+          f"({len(m['psnr_views_db'])} views at {m['eval_size']}x{m['eval_size']}; density_scale "
+          f"{trainer.DENSITY_SCALE:g}) (checkpoint: {checkpoint})")
     return 0
 
 
@@ -373,14 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gigapixel: image file, or a bundled name: shadedrelief (10800x5400), bmng (5400x2700), etopo1")
     p.add_argument("--mesh", default="bunny", help="sdf: mesh file (OFF/PLY/OBJ/STL, .gz ok) or a fetched name: "
                                                    "bunny, armadillo, dragon (`ngrender data fetch`)")
+    p.add_argument("--volume", default="head-ct", help="volume: an InVesalius .inv3 scan or a fetched name: head-ct")
     p.add_argument("--encoding", choices=("hash", "dense", "lowres"), default="hash",
-                   help="sdf: configs/sdf_<encoding>.json unless --config is given")
+                   help="sdf / volume: configs/<app>_<encoding>.json unless --config is given")
     p.add_argument("--config", help="tcnn/instant-ngp network config JSON")
     p.add_argument("--out", required=True, help="output model (.safetensors)")
     p.add_argument("--steps", type=_positive, default=20000)
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--batch", type=_positive, default=None, help="samples per step (gigapixel 65536, sdf 16384)")
-    p.add_argument("--resume", help="sdf: continue from a checkpoint (OUT.ckpt is written every 500 steps)")
+    p.add_argument("--resume", help="sdf / volume: continue from a checkpoint (OUT.ckpt, written every 500 steps)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train)
     return parser

@@ -1,0 +1,199 @@
+"""Fit a neural volume (3D grid encoding + MLP -> RGB + density) to a real CT scan through a transfer function.
+
+The scan (InVesalius' head CT: int16 Hounsfield units, anisotropic voxels) is placed in the unit cube at its
+physical proportions (longest side 0.9, the scan's slice axis up). A fixed transfer function maps HU to colour
+and density: skin and soft tissue faint and reddish, bone (HU >= 226, the scan's own bone threshold) dense and
+ivory. Training samples are trilinear CT values at random points (half inside the scan's box) through the
+transfer function; L2 loss. Quality: PSNR of rendered views against a direct volume rendering of the raw scan
+with the same transfer function and the same marcher (reference/volume.py)."""
+from __future__ import annotations
+
+import plistlib
+import tarfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..encoding import grid_geometry
+from ..errors import ConfigError
+from ..model import Model, NetworkConfig, load_network_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+VOLUME_NAMES = {"head-ct": "volumes/Cranium.inv3"}
+FIT_SIDE = 0.9
+AIR_HU = -1024.0
+DENSITY_SCALE = 20.0  # the model outputs density / DENSITY_SCALE; the scene sets density_scale to it
+BONE = np.array([1.0, 0.95, 0.86], np.float32)
+SKIN = np.array([0.85, 0.45, 0.35], np.float32)
+
+
+@dataclass
+class Scan:
+    hu: np.ndarray             # float32 (z, y, x)
+    spacing: tuple[float, float, float]  # mm along x, y, z
+    name: str
+
+    @property
+    def extent(self) -> np.ndarray:
+        """Physical size (mm) along the cube's x, y (the slice axis, up) and z."""
+        z, y, x = self.hu.shape
+        return np.array([x * self.spacing[0], z * self.spacing[2], y * self.spacing[1]])
+
+
+@dataclass
+class VolumeTrainResult:
+    model: Model
+    steps: int
+    seconds: float
+    metrics: dict
+    losses: list[float]
+
+
+def resolve_volume(name_or_path: str) -> Path:
+    if name_or_path in VOLUME_NAMES:
+        from ..data.fetch import data_dir
+
+        path = data_dir() / VOLUME_NAMES[name_or_path]
+        if not path.is_file():
+            raise ConfigError(f"volume {name_or_path!r} is not fetched yet: run `ngrender data fetch {name_or_path}`")
+        return path
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(f"volume {path} does not exist (fetched names: {', '.join(VOLUME_NAMES)})")
+    return path
+
+
+def load_scan(path: str | Path) -> Scan:
+    """An InVesalius project (.inv3: a gzip tarball with main.plist and the raw int16 matrix)."""
+    path = Path(path)
+    try:
+        with tarfile.open(path) as tar:
+            members = {Path(m.name).name: m for m in tar.getmembers()}
+            if "main.plist" not in members:
+                raise ConfigError(f"volume {path} has no main.plist (not an InVesalius .inv3 project)")
+            meta = plistlib.loads(tar.extractfile(members["main.plist"]).read())
+            info = meta["matrix"]
+            raw = tar.extractfile(members[info["filename"]]).read()
+    except (tarfile.TarError, OSError, KeyError, plistlib.InvalidFileException) as exc:
+        raise ConfigError(f"cannot read volume {path}: {type(exc).__name__}: {exc}") from None
+    shape = tuple(int(v) for v in info["shape"])
+    if len(raw) != int(np.prod(shape)) * 2 or min(shape) < 2:
+        raise ConfigError(f"volume {path}: matrix holds {len(raw)} bytes, not a {shape} int16 volume")
+    hu = np.frombuffer(raw, np.dtype(info.get("dtype", "int16"))).reshape(shape).astype(np.float32)
+    if hu.max() <= hu.min():
+        raise ConfigError(f"volume {path} is empty (every voxel is {hu.min()})")
+    spacing = tuple(float(v) for v in meta.get("spacing", (1.0, 1.0, 1.0)))
+    return Scan(hu, spacing, path.name)
+
+
+def smoothstep(lo: float, hi: float, x):
+    t = ((x - lo) / (hi - lo)).clip(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def transfer(hu):
+    """HU -> (r, g, b, density / DENSITY_SCALE); works on numpy arrays and torch tensors."""
+    bone = smoothstep(150.0, 450.0, hu)
+    tissue = smoothstep(-250.0, -80.0, hu) * (1 - bone)
+    density = (1.5 * tissue + 60.0 * bone) / DENSITY_SCALE
+    rgb = [SKIN[c] * (1 - bone) + BONE[c] * bone for c in range(3)]
+    return rgb + [density]
+
+
+class ScanSampler:
+    """Trilinear HU at unit-cube points (air outside the scan), through torch's grid_sample."""
+
+    def __init__(self, scan: Scan) -> None:
+        import torch
+
+        self.scan = scan
+        extent = scan.extent
+        self.size = FIT_SIDE * extent / extent.max()             # the scan's box in the cube
+        self.lo = 0.5 - self.size / 2
+        # grid_sample wants (N, C, D, H, W) with x -> W, y -> H, z -> D; cube (x, y, z) = scan (x, slice, y)
+        self.volume = torch.from_numpy(np.ascontiguousarray(scan.hu.transpose(1, 0, 2)))[None, None]
+
+    def __call__(self, points):
+        import torch
+
+        p = torch.as_tensor(points, dtype=torch.float32)
+        g = (p - torch.from_numpy(self.lo.astype(np.float32))) / torch.from_numpy(self.size.astype(np.float32))
+        grid = (g * 2 - 1)[None, None, None]                      # (1, 1, 1, N, 3) in [-1, 1]
+        hu = torch.nn.functional.grid_sample(self.volume, grid, mode="bilinear", padding_mode="zeros",
+                                             align_corners=False)[0, 0, 0, 0]
+        inside = ((g >= 0) & (g <= 1)).all(dim=1)
+        return torch.where(inside, hu, torch.full_like(hu, AIR_HU))
+
+    def network(self):
+        """p (N, 3) numpy -> (N, 4) of the raw scan through the transfer function: a reference 'network'."""
+        def evaluate(p: np.ndarray) -> np.ndarray:
+            hu = self(np.clip(p, 0, 1)).numpy()
+            return np.stack(transfer(hu), axis=1).astype(np.float32)
+        return evaluate
+
+
+def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 4) -> dict:
+    """PSNR of the model's renders against the raw scan's, same camera, transfer function and marcher."""
+    from ..camera import orbit
+    from ..reference import volume as ref
+    from .torch_field import torch_network
+
+    view = ref.VolumeView(density_scale=DENSITY_SCALE)
+    psnrs = []
+    for k in range(n_views):
+        v = replace(view, camera=orbit(360.0 * k / n_views + 15, 15.0, 1.6))
+        got = ref.render(model, size, size, v, network=torch_network(model))[0].astype(np.float64)
+        want = ref.render(model, size, size, v, network=sampler.network())[0].astype(np.float64)
+        mse = np.mean((got - want) ** 2) / 255.0 ** 2
+        psnrs.append(99.0 if mse == 0 else -10 * np.log10(mse))
+    return {"psnr_db": float(np.mean(psnrs)), "psnr_views_db": [round(float(p), 2) for p in psnrs],
+            "eval_size": size}
+
+
+def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
+          time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
+          checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
+          dtype: str = "float16") -> VolumeTrainResult:
+    import torch
+
+    from . import loop
+    from .torch_field import TorchField
+
+    path = resolve_volume(str(volume))
+    config = load_network_config(config_path or CONFIG_DIR / f"volume_{encoding}.json")
+    scan = load_scan(path)
+    sampler = ScanSampler(scan)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    field = TorchField(grid_geometry(config["encoding"], 3), NetworkConfig.from_json(config["network"]), 4)
+    optimizer = loop.adam(field, lr)
+    lo, size = sampler.lo.astype(np.float32), sampler.size.astype(np.float32)
+
+    def step() -> float:
+        half = batch // 2
+        p = np.concatenate([rng.random((half, 3), np.float32),
+                            lo + rng.random((batch - half, 3), np.float32) * size])
+        with torch.no_grad():
+            target = torch.stack(transfer(sampler(p)), dim=1)
+        loss = torch.mean((field(torch.from_numpy(p)) - target) ** 2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    meta = {"trainer": "volume", "volume": path.name, "config": config, "batch": batch, "seed": seed}
+    state = loop.run(step, steps, batch, field, optimizer, rng, meta, time_budget, checkpoint, resume=resume,
+                     progress=progress)
+    seconds = time.perf_counter() - start
+    grid, layers = field.export()
+    grid = [g.astype(dtype).astype(np.float32) for g in grid]
+    layers = [m.astype(dtype).astype(np.float32) for m in layers]
+    model = Model("volume", 3, 4, config["encoding"], config["network"], grid, layers, storage_dtype=dtype)
+    metrics = evaluate(model, sampler)
+    model.extra = {"source": path.name, "scan_shape": list(scan.hu.shape), "spacing_mm": list(scan.spacing),
+                   "density_scale": DENSITY_SCALE, "train_steps": state.step, "train_seconds": round(state.elapsed, 1),
+                   "batch": batch, **metrics}
+    return VolumeTrainResult(model, state.step, seconds, metrics, state.losses)
