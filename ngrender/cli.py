@@ -211,8 +211,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import gigapixel as trainer
 
     image = resolve_image(args.image)
+    checkpoint = out.with_suffix(".ckpt")
     result = trainer.train(image, args.config, steps=args.steps, time_budget=args.time_budget,
-                           batch=args.batch or 1 << 16, seed=args.seed)
+                           batch=args.batch or 1 << 16, seed=args.seed, checkpoint=checkpoint,
+                           resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
     result.model.save(out)
     config_path = out.with_suffix(".json")  # the tcnn config actually used (per_level_scale filled in)
     config_path.write_text(json.dumps({"encoding": result.model.encoding, "network": result.model.network},
@@ -400,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive, default=20000)
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--batch", type=_positive, default=None, help="samples per step (gigapixel 65536, sdf 16384)")
-    p.add_argument("--resume", help="sdf / volume: continue from a checkpoint (OUT.ckpt, written every 500 steps)")
+    p.add_argument("--resume", help="continue from a checkpoint (OUT.ckpt, written every 500 steps and at the end)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train)
     return parser

@@ -62,3 +62,17 @@ def test_torch_field_equals_reference(model_factory, encoding):
     with torch.no_grad():
         got = TorchField.from_model(model)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, field_network(model)(x), rtol=1e-4, atol=1e-5)
+
+
+def test_gigapixel_checkpoint_and_resume(small_image, tmp_path):
+    """A run stopped at 40 steps and resumed to 60 is the same run: the losses continue bit for bit."""
+    config = tmp_path / "cfg.json"
+    config.write_text('{"encoding": {"otype": "HashGrid", "n_levels": 4, "log2_hashmap_size": 10, '
+                      '"base_resolution": 4}, "network": {"otype": "FullyFusedMLP", "n_neurons": 16, '
+                      '"n_hidden_layers": 1}}')
+    ckpt = tmp_path / "run.ckpt"
+    whole = trainer.train(small_image, config, steps=60, batch=1024, progress=False)
+    first = trainer.train(small_image, config, steps=40, batch=1024, progress=False, checkpoint=ckpt)
+    resumed = trainer.train(small_image, config, steps=60, batch=1024, progress=False, resume=ckpt)
+    assert first.steps == 40 and resumed.steps == 60
+    assert resumed.losses[:40] == first.losses and resumed.losses == whole.losses

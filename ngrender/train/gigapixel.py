@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,11 +71,12 @@ def evaluate_psnr(field, image: np.ndarray, chunk: int = 1 << 18) -> float:
 
 def train(image_path: str | Path, config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 16, lr: float = 1e-2, seed: int = 0,
-          progress: bool = True, dtype: str = "float16") -> TrainResult:
+          progress: bool = True, dtype: str = "float16", checkpoint: Path | None = None,
+          resume: Path | None = None) -> TrainResult:
     """Adam on L2 at random pixel centres (instant-ngp's optimiser settings); fp16 weights as rendered."""
     import torch
-    from tqdm import tqdm
 
+    from . import loop
     from .torch_field import TorchField
 
     image = load_image(image_path)
@@ -87,17 +87,10 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     field = TorchField(grid_geometry(config["encoding"], 2), NetworkConfig.from_json(config["network"]), 3)
-    opt = torch.optim.Adam([{"params": field.grid.parameters(), "weight_decay": 0.0},
-                            {"params": field.layers.parameters(), "weight_decay": 1e-6}],
-                           lr=lr, betas=(0.9, 0.99), eps=1e-15)
+    opt = loop.adam(field, lr)
     flat = image.reshape(-1, 3)
-    start = time.perf_counter()
-    bar = tqdm(total=steps, disable=not progress, unit="step", dynamic_ncols=True)
-    step = 0
-    losses: list[float] = []
-    while step < steps:
-        if time_budget is not None and time.perf_counter() - start > time_budget:
-            break
+
+    def step() -> float:
         idx = rng.integers(0, h * w, batch)
         x = torch.from_numpy(pixel_centres(idx, w, h))
         target = torch.from_numpy(flat[idx].astype(np.float32) / 255.0)
@@ -105,14 +98,11 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
-        losses.append(float(loss.detach()))
-        if step % 10 == 0 or step == steps:
-            rate = step * batch / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{losses[-1]:.5f}", samples_s=f"{rate / 1e6:.2f}M")
-        bar.update(1)
-    bar.close()
-    seconds = time.perf_counter() - start
+        return float(loss.detach())
+
+    meta = {"trainer": "gigapixel", "image": Path(image_path).name, "config": config, "batch": batch, "seed": seed}
+    state = loop.run(step, steps, batch, field, opt, rng, meta, time_budget, checkpoint, resume=resume,
+                     progress=progress)
     grid, layers = field.export()
     # Round to the storage precision first, so the PSNR is that of the weights that get rendered.
     grid = [g.astype(dtype).astype(np.float32) for g in grid]
@@ -120,5 +110,5 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
     model = Model("gigapixel", 2, 3, config["encoding"], config["network"], grid, layers, storage_dtype=dtype)
     psnr = evaluate_psnr(TorchField.from_model(model), image)
     model.extra = {"source": Path(image_path).name, "source_size": [w, h], "psnr_db": round(psnr, 3),
-                   "train_steps": step, "train_seconds": round(seconds, 1), "batch": batch}
-    return TrainResult(model, step, seconds, psnr, losses)
+                   "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "batch": batch}
+    return TrainResult(model, state.step, state.elapsed, psnr, state.losses)
