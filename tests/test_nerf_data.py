@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mitsuba", reason="nerf-from-mesh needs Mitsuba 3 (extra [train]); ./run.sh installs it")
-trimesh = pytest.importorskip("trimesh")
+trimesh = pytest.importorskip("trimesh", reason="training needs the [train] extra; ./run.sh installs it")
 
 from PIL import Image  # noqa: E402
 

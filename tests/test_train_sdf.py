@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="training needs the [train] extra (PyTorch CPU); ./run.sh installs it")
-trimesh = pytest.importorskip("trimesh")
+trimesh = pytest.importorskip("trimesh", reason="training needs the [train] extra; ./run.sh installs it")
 
 from ngrender.errors import ConfigError  # noqa: E402
 from ngrender.model import load_model  # noqa: E402

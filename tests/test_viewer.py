@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from ngrender.vk.resources import Buffer
 
 ROOT = Path(__file__).resolve().parent.parent
 glfw = pytest.importorskip("glfw", reason="the viewer needs the [viewer] extra; ./run.sh installs it")
-pytest.importorskip("imgui_bundle")
+pytest.importorskip("imgui_bundle", reason="the viewer needs the [viewer] extra; ./run.sh installs it")
 
 
 def _offscreen(device, size):
@@ -107,15 +106,16 @@ def test_orbit_controls_start_at_the_scene_camera_and_reset():
 def xvfb():
     if not shutil.which("Xvfb"):
         pytest.skip("Xvfb is not installed (./run.sh installs it)")
-    for number in range(91, 99):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists():
-            break
-    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if Path(f"/tmp/.X11-unix/X{number}").exists():
-            break
-        time.sleep(0.05)
+    # -displayfd: Xvfb picks a free display number itself and writes it to the pipe once it accepts clients.
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not start")
     old = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = f":{number}"
     yield f":{number}"
