@@ -203,10 +203,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise NgrenderError(f"training needs the [train] extra (PyTorch CPU): {exc}") from None
     out = Path(args.out)
     _check_writable(out)
-    if args.app == "sdf":
-        return _train_sdf(args, out)
-    if args.app == "volume":
-        return _train_volume(args, out)
+    if args.app in ("sdf", "volume"):
+        return _train_field(args, out)
     from .data.images import resolve_image
     from .train import gigapixel as trainer
 
@@ -227,37 +225,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_volume(args: argparse.Namespace, out: Path) -> int:
-    from .train import volume as trainer
+def _train_field(args: argparse.Namespace, out: Path) -> int:
+    """The 3D trainers (sdf, volume): same options, checkpoint OUT.ckpt, each with its own quality figures."""
+    if args.app == "sdf":
+        from .train import sdf as trainer
+        source = args.mesh
 
+        def quality(m: dict) -> str:
+            return (f"surface error {m['surface_error_mean']:.5f} mean ({m['surface_error_pct_diagonal']:.3f}% of "
+                    f"the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}%")
+    else:
+        from .train import volume as trainer
+        source = args.volume
+
+        def quality(m: dict) -> str:
+            return (f"PSNR {m['psnr_db']:.2f} dB against direct volume rendering of the raw scan "
+                    f"({len(m['psnr_views_db'])} views at {m['eval_size']}x{m['eval_size']}; density_scale "
+                    f"{trainer.DENSITY_SCALE:g})")
     checkpoint = out.with_suffix(".ckpt")
-    result = trainer.train(args.volume, args.encoding, args.config, steps=args.steps, time_budget=args.time_budget,
+    result = trainer.train(source, args.encoding, args.config, steps=args.steps, time_budget=args.time_budget,
                            batch=args.batch or 1 << 14, seed=args.seed, checkpoint=checkpoint,
                            resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
     result.model.save(out)
-    m = result.metrics
     print(f"{out}: {result.model.geometry.describe()}; {result.model.n_params:,} parameters, "
           f"{out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, {result.model.extra['train_seconds']:.0f} s "
-          f"of training; PSNR {m['psnr_db']:.2f} dB against direct volume rendering of the raw scan "
-          f"({len(m['psnr_views_db'])} views at {m['eval_size']}x{m['eval_size']}; density_scale "
-          f"{trainer.DENSITY_SCALE:g}) (checkpoint: {checkpoint})")
-    return 0
-
-
-def _train_sdf(args: argparse.Namespace, out: Path) -> int:
-    from .train import sdf as trainer
-
-    checkpoint = out.with_suffix(".ckpt")
-    result = trainer.train(args.mesh, args.encoding, args.config, steps=args.steps, time_budget=args.time_budget,
-                           batch=args.batch or 1 << 14, seed=args.seed, checkpoint=checkpoint,
-                           resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
-    result.model.save(out)
-    m = result.metrics
-    print(f"{out}: {result.model.geometry.describe()}; {result.model.n_params:,} parameters, "
-          f"{out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, {result.model.extra['train_seconds']:.0f} s "
-          f"of training; surface error {m['surface_error_mean']:.5f} mean ({m['surface_error_pct_diagonal']:.3f}% "
-          f"of the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}% "
-          f"(checkpoint: {checkpoint})")
+          f"of training; {quality(result.metrics)} (checkpoint: {checkpoint})")
     return 0
 
 

@@ -58,7 +58,7 @@ class Wavefront:
         self.encode_per_level = app.encode_dispatch == "level" or \
             (app.encode_dispatch == "auto" and not self.device.info.is_cpu)
         if self.ngpc:  # the engines: one per level for hash grids, dense grids parallelised over inputs
-            self.encode_per_level = not all(not lv.hashed for lv in model.geometry.levels)
+            self.encode_per_level = any(lv.hashed for lv in model.geometry.levels)
         vec4s = 2 if self.nerf else 1  # NeRF samples also carry the ray direction (colour network input)
         self._owned: list = []
         self.mlp_stages: list[tuple[str, object]] = []

@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NgrenderError
+from ..errors import ConfigError, NgrenderError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,6 +89,20 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def resolve_data_file(name_or_path: str, names: dict[str, str], kind: str) -> Path:
+    """A fetched data set's file by its name (``names``: name -> path in the data folder) or a file path."""
+    if name_or_path in names:
+        path = data_dir() / names[name_or_path]
+        if not path.is_file():
+            raise ConfigError(f"{kind} {name_or_path!r} is not fetched yet: run `ngrender data fetch "
+                                f"{name_or_path}`")
+        return path
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(f"{kind} {path} does not exist (fetched names: {', '.join(names)})")
+    return path
 
 
 def is_fetched(dataset: DataSet, folder: Path | None = None) -> bool:

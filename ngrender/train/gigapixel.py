@@ -103,11 +103,7 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
     meta = {"trainer": "gigapixel", "image": Path(image_path).name, "config": config, "batch": batch, "seed": seed}
     state = loop.run(step, steps, batch, field, opt, rng, meta, time_budget, checkpoint, resume=resume,
                      progress=progress)
-    grid, layers = field.export()
-    # Round to the storage precision first, so the PSNR is that of the weights that get rendered.
-    grid = [g.astype(dtype).astype(np.float32) for g in grid]
-    layers = [m.astype(dtype).astype(np.float32) for m in layers]
-    model = Model("gigapixel", 2, 3, config["encoding"], config["network"], grid, layers, storage_dtype=dtype)
+    model = field.to_model("gigapixel", config, dtype)
     psnr = evaluate_psnr(TorchField.from_model(model), image)
     model.extra = {"source": Path(image_path).name, "source_size": [w, h], "psnr_db": round(psnr, 3),
                    "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "batch": batch}

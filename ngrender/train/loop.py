@@ -13,6 +13,17 @@ from ..errors import ConfigError
 
 
 @dataclass
+class FitResult:
+    """A trained model with its quality figures (``metrics``, also stored in ``model.extra``)."""
+
+    model: object
+    steps: int
+    seconds: float
+    metrics: dict
+    losses: list[float]
+
+
+@dataclass
 class LoopState:
     step: int = 0
     elapsed: float = 0.0

@@ -10,14 +10,14 @@ from __future__ import annotations
 import gzip
 import io
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..encoding import grid_geometry
 from ..errors import ConfigError
-from ..model import Model, NetworkConfig, load_network_config
+from ..model import NetworkConfig, load_network_config
+from .loop import FitResult
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 MESH_NAMES = {"bunny": "meshes/bunny.off", "armadillo": "meshes/armadillo.off",
@@ -26,28 +26,11 @@ FIT_SIDE = 0.8
 MAPE_EPS = 0.01
 
 
-@dataclass
-class SdfTrainResult:
-    model: Model
-    steps: int
-    seconds: float
-    metrics: dict
-    losses: list[float]
-
-
 def resolve_mesh(name_or_path: str) -> Path:
     """A fetched data set name (``ngrender data fetch bunny``) or a mesh file."""
-    if name_or_path in MESH_NAMES:
-        from ..data.fetch import data_dir
+    from ..data.fetch import resolve_data_file
 
-        path = data_dir() / MESH_NAMES[name_or_path]
-        if not path.is_file():
-            raise ConfigError(f"mesh {name_or_path!r} is not fetched yet: run `ngrender data fetch {name_or_path}`")
-        return path
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise ConfigError(f"mesh {path} does not exist (fetched names: {', '.join(MESH_NAMES)})")
-    return path
+    return resolve_data_file(name_or_path, MESH_NAMES, "mesh")
 
 
 def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +115,7 @@ def evaluate(field, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Gene
 def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           pool: int = 1 << 20, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
-          dtype: str = "float16") -> SdfTrainResult:
+          dtype: str = "float16") -> FitResult:
     import torch
 
     from . import loop
@@ -163,13 +146,10 @@ def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | No
     state = loop.run(step, steps, batch, field, optimizer, rng, meta, time_budget, checkpoint, resume=resume,
                      progress=progress)
     seconds = time.perf_counter() - start
-    grid, layers = field.export()
-    grid = [g.astype(dtype).astype(np.float32) for g in grid]
-    layers = [m.astype(dtype).astype(np.float32) for m in layers]
-    model = Model("sdf", 3, 1, config["encoding"], config["network"], grid, layers, storage_dtype=dtype)
+    model = field.to_model("sdf", config, dtype)
     metrics = evaluate(TorchField.from_model(model), vertices, faces, np.random.default_rng(seed + 1))
     model.extra = {"source": path.name, "triangles": int(len(faces)), "mesh_scale": scale,
                    "mesh_offset": [float(v) for v in offset], "train_steps": state.step,
                    "train_seconds": round(state.elapsed, 1), "batch": batch,
                    **{k: round(v, 6) for k, v in metrics.items()}}
-    return SdfTrainResult(model, state.step, seconds, metrics, state.losses)
+    return FitResult(model, state.step, seconds, metrics, state.losses)

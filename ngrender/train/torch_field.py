@@ -109,6 +109,15 @@ class TorchField(nn.Module):
                 layer.weight.copy_(torch.from_numpy(weight))
         return field
 
+    def to_model(self, app: str, config: dict, dtype: str = "float16") -> Model:
+        """The trained field as a Model ({"encoding", "network"} config), weights rounded to the storage
+        precision first, so every quality figure is that of the weights that get rendered."""
+        grid, layers = self.export()
+        grid = [g.astype(dtype).astype(np.float32) for g in grid]
+        layers = [m.astype(dtype).astype(np.float32) for m in layers]
+        return Model(app, self.grid.geom.n_dims, self.layers[-1].out_features, config["encoding"], config["network"],
+                     grid, layers, storage_dtype=dtype)
+
     def export(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(grid tables, MLP weights) as float32 numpy arrays."""
         grid = [p.detach().cpu().numpy().astype(np.float32) for p in self.grid.levels]

@@ -19,6 +19,7 @@ import numpy as np
 from ..encoding import grid_geometry
 from ..errors import ConfigError
 from ..model import Model, NetworkConfig, load_network_config
+from .loop import FitResult
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 VOLUME_NAMES = {"head-ct": "volumes/Cranium.inv3"}
@@ -42,27 +43,11 @@ class Scan:
         return np.array([x * self.spacing[0], z * self.spacing[2], y * self.spacing[1]])
 
 
-@dataclass
-class VolumeTrainResult:
-    model: Model
-    steps: int
-    seconds: float
-    metrics: dict
-    losses: list[float]
-
-
 def resolve_volume(name_or_path: str) -> Path:
-    if name_or_path in VOLUME_NAMES:
-        from ..data.fetch import data_dir
+    """A fetched data set name (``ngrender data fetch head-ct``) or an .inv3 file."""
+    from ..data.fetch import resolve_data_file
 
-        path = data_dir() / VOLUME_NAMES[name_or_path]
-        if not path.is_file():
-            raise ConfigError(f"volume {name_or_path!r} is not fetched yet: run `ngrender data fetch {name_or_path}`")
-        return path
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise ConfigError(f"volume {path} does not exist (fetched names: {', '.join(VOLUME_NAMES)})")
-    return path
+    return resolve_data_file(name_or_path, VOLUME_NAMES, "volume")
 
 
 def load_scan(path: str | Path) -> Scan:
@@ -155,7 +140,7 @@ def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 
 def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
-          dtype: str = "float16") -> VolumeTrainResult:
+          dtype: str = "float16") -> FitResult:
     import torch
 
     from . import loop
@@ -188,12 +173,9 @@ def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | 
     state = loop.run(step, steps, batch, field, optimizer, rng, meta, time_budget, checkpoint, resume=resume,
                      progress=progress)
     seconds = time.perf_counter() - start
-    grid, layers = field.export()
-    grid = [g.astype(dtype).astype(np.float32) for g in grid]
-    layers = [m.astype(dtype).astype(np.float32) for m in layers]
-    model = Model("volume", 3, 4, config["encoding"], config["network"], grid, layers, storage_dtype=dtype)
+    model = field.to_model("volume", config, dtype)
     metrics = evaluate(model, sampler)
     model.extra = {"source": path.name, "scan_shape": list(scan.hu.shape), "spacing_mm": list(scan.spacing),
                    "density_scale": DENSITY_SCALE, "train_steps": state.step, "train_seconds": round(state.elapsed, 1),
                    "batch": batch, **metrics}
-    return VolumeTrainResult(model, state.step, seconds, metrics, state.losses)
+    return FitResult(model, state.step, seconds, metrics, state.losses)

@@ -199,7 +199,8 @@ class Viewer:
 
     def resize(self, size: tuple[int, int]) -> None:
         self.swapchain.recreate(size, self.swapchain.vsync)
-        self.gui.resize(self.swapchain.extent) if self.gui else None
+        if self.gui is not None:
+            self.gui.resize(self.swapchain.extent)
 
     def set_vsync(self, on: bool) -> None:
         self.swapchain.recreate(self.swapchain.extent, on)

@@ -23,7 +23,7 @@ layout(push_constant) uniform Push {
 } pc;
 
 #include "output.glsl"
-#include "camera.glsl"
+#include "march.glsl"
 
 #define RESULT_N 1
 
@@ -40,10 +40,9 @@ struct Ray {
 };
 
 bool ray_init(uvec2 gid, out Ray r) {
-    vec2 pixel = vec2(ivec2(gid) + pc.tile_origin) + 0.5;
-    vec3 d = camera_ray_dir(pixel, vec2(pc.frame), pc.focal, pc.cam_x.xyz, pc.cam_y.xyz, pc.cam_z.xyz);
+    vec3 d;
     float t, t_far;
-    unit_box_hits(pc.cam_o.xyz, d, t, t_far);
+    primary_ray(gid, d, t, t_far);
     r.d_t = vec4(d, t);
     r.hit_tfar = vec4(0.0, 0.0, 0.0, t_far);
     r.normal = vec4(0.0);

@@ -16,7 +16,7 @@ layout(push_constant) uniform Push {
 } pc;
 
 #include "output.glsl"
-#include "camera.glsl"
+#include "march.glsl"
 
 #define RESULT_N 4
 
@@ -28,10 +28,9 @@ struct Ray {
 };
 
 bool ray_init(uvec2 gid, out Ray r) {
-    vec2 pixel = vec2(ivec2(gid) + pc.tile_origin) + 0.5;
-    vec3 d = camera_ray_dir(pixel, vec2(pc.frame), pc.focal, pc.cam_x.xyz, pc.cam_y.xyz, pc.cam_z.xyz);
+    vec3 d;
     float t_near, t_far;
-    unit_box_hits(pc.cam_o.xyz, d, t_near, t_far);
+    primary_ray(gid, d, t_near, t_far);
     precise float t = t_near + 0.5 * pc.cam_z.w;
     r.d_t = vec4(d, t);
     r.colour_trans = vec4(0.0, 0.0, 0.0, 1.0);
@@ -53,15 +52,10 @@ bool next_sample(inout Ray r, out vec4 s) {
 }
 
 bool consume(inout Ray r, vec4 s, float res[RESULT_N]) {
-    float dt = pc.cam_z.w;
     precise float sigma = res[3] * pc.cam_x.w;
-    precise float alpha = 1.0 - exp(-(sigma * dt));
-    precise float weight = r.colour_trans.w * alpha;
-    precise vec3 c = r.colour_trans.rgb + weight * vec3(res[0], res[1], res[2]);
-    precise float tr = r.colour_trans.w * (1.0 - alpha);
-    r.colour_trans = vec4(c, tr);
+    composite(r.colour_trans, vec3(res[0], res[1], res[2]), sigma, pc.cam_z.w);
     r.count.y += 1;
-    return !(tr < pc.cam_y.w);
+    return !(r.colour_trans.w < pc.cam_y.w);
 }
 
 vec3 shade(Ray r) {

@@ -1,0 +1,21 @@
+// Shared by the 3D apps' ray logic (ray_<app>.glsl), with their push block (cam_x/y/z/o, frame, tile_origin,
+// focal) declared first.
+#include "camera.glsl"
+
+// The tile pixel's primary ray: direction and the unit cube's entry / exit distances (t_near > t_far: miss).
+void primary_ray(uvec2 gid, out vec3 d, out float t_near, out float t_far) {
+    vec2 pixel = vec2(ivec2(gid) + pc.tile_origin) + 0.5;
+    d = camera_ray_dir(pixel, vec2(pc.frame), pc.focal, pc.cam_x.xyz, pc.cam_y.xyz, pc.cam_z.xyz);
+    unit_box_hits(pc.cam_o.xyz, d, t_near, t_far);
+}
+
+// Front-to-back emission-absorption compositing of one sample (colour c, density sigma, step dt) into
+// (colour, transmittance); returns the sample's weight.
+float composite(inout vec4 colour_trans, vec3 c, float sigma, float dt) {
+    precise float alpha = 1.0 - exp(-(sigma * dt));
+    precise float weight = colour_trans.w * alpha;
+    precise vec3 nc = colour_trans.rgb + weight * c;
+    precise float tr = colour_trans.w * (1.0 - alpha);
+    colour_trans = vec4(nc, tr);
+    return weight;
+}
