@@ -195,20 +195,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.app not in ("gigapixel", "sdf", "volume"):
-        raise NgrenderError(f"training app {args.app!r} is not available yet (gigapixel, sdf and volume are)")
     try:
         import torch  # noqa: F401
     except ImportError as exc:
         raise NgrenderError(f"training needs the [train] extra (PyTorch CPU): {exc}") from None
     out = Path(args.out)
     _check_writable(out)
-    if args.app in ("sdf", "volume"):
+    if args.app in ("sdf", "volume", "nerf"):
         return _train_field(args, out)
     from .data.images import resolve_image
     from .train import gigapixel as trainer
 
-    image = resolve_image(args.image)
+    image = resolve_image(args.data or args.image)
     checkpoint = out.with_suffix(".ckpt")
     result = trainer.train(image, args.config, steps=args.steps, time_budget=args.time_budget,
                            batch=args.batch or 1 << 16, seed=args.seed, checkpoint=checkpoint,
@@ -226,17 +224,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_field(args: argparse.Namespace, out: Path) -> int:
-    """The 3D trainers (sdf, volume): same options, checkpoint OUT.ckpt, each with its own quality figures."""
+    """The 3D trainers (sdf, volume, nerf): same options, checkpoint OUT.ckpt, each with its own quality figures."""
+    options = {}
     if args.app == "sdf":
         from .train import sdf as trainer
-        source = args.mesh
+        source = args.data or args.mesh
 
         def quality(m: dict) -> str:
             return (f"surface error {m['surface_error_mean']:.5f} mean ({m['surface_error_pct_diagonal']:.3f}% of "
                     f"the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}%")
+    elif args.app == "nerf":
+        from .train import nerf as trainer
+        if not args.data:
+            raise NgrenderError("train nerf needs --data FOLDER (a transforms.json data set; make one with "
+                                "`ngrender data nerf-from-mesh bunny data/nerf_bunny`)")
+        source, options = args.data, {"n_steps": args.n_steps}
+
+        def quality(m: dict) -> str:
+            if m["psnr_db"] is None:
+                return m["note"]
+            return (f"PSNR {m['psnr_db']:.2f} dB (lowest view {m['psnr_min_db']:.2f} dB) on {m['test_views']} held-out "
+                    f"test views at {m['eval_size'][0]}x{m['eval_size'][1]}")
     else:
         from .train import volume as trainer
-        source = args.volume
+        source = args.data or args.volume
 
         def quality(m: dict) -> str:
             return (f"PSNR {m['psnr_db']:.2f} dB against direct volume rendering of the raw scan "
@@ -244,8 +255,9 @@ def _train_field(args: argparse.Namespace, out: Path) -> int:
                     f"{trainer.DENSITY_SCALE:g})")
     checkpoint = out.with_suffix(".ckpt")
     result = trainer.train(source, args.encoding, args.config, steps=args.steps, time_budget=args.time_budget,
-                           batch=args.batch or 1 << 14, seed=args.seed, checkpoint=checkpoint,
-                           resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
+                           batch=args.batch or 1 << (15 if args.app == "nerf" else 14), seed=args.seed,
+                           checkpoint=checkpoint, resume=Path(args.resume) if args.resume else None,
+                           progress=sys.stderr.isatty(), **options)
     result.model.save(out)
     print(f"{out}: {result.model.geometry.describe()}; {result.model.n_params:,} parameters, "
           f"{out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, {result.model.extra['train_seconds']:.0f} s "
@@ -400,13 +412,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh", default="bunny", help="sdf: mesh file (OFF/PLY/OBJ/STL, .gz ok) or a fetched name: "
                                                    "bunny, armadillo, dragon (`ngrender data fetch`)")
     p.add_argument("--volume", default="head-ct", help="volume: an InVesalius .inv3 scan or a fetched name: head-ct")
+    p.add_argument("--data", help="the training data: nerf: a folder with transforms_{train,test}.json or "
+                                  "transforms.json (Blender / instant-ngp layout); other apps: as --image, --mesh, "
+                                  "--volume")
+    p.add_argument("--n-steps", type=_positive, default=1024,
+                   help="nerf: fine steps across the cube's diagonal (dt = sqrt(3)/N, instant-ngp's 1024)")
     p.add_argument("--encoding", choices=("hash", "dense", "lowres"), default="hash",
-                   help="sdf / volume: configs/<app>_<encoding>.json unless --config is given")
+                   help="sdf / volume / nerf: configs/<app>_<encoding>.json unless --config is given")
     p.add_argument("--config", help="tcnn/instant-ngp network config JSON")
     p.add_argument("--out", required=True, help="output model (.safetensors)")
     p.add_argument("--steps", type=_positive, default=20000)
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--batch", type=_positive, default=None, help="samples per step (gigapixel 65536, sdf 16384)")
+    p.add_argument("--batch", type=_positive, default=None,
+                   help="samples per step (gigapixel 65536, sdf and volume 16384, nerf 32768 network samples: "
+                        "the rays per step adapt)")
     p.add_argument("--resume", help="continue from a checkpoint (OUT.ckpt, written every 500 steps and at the end)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_train)

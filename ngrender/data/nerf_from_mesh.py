@@ -1,9 +1,10 @@
 """``ngrender data nerf-from-mesh MESH OUT``: a Blender-synthetic-style NeRF data set of a real scan, rendered
 with Mitsuba 3 on the CPU (``scalar_rgb``): ``transforms_{train,val,test}.json`` (instant-ngp / Blender layout,
-camera-to-world in OpenGL axes) and RGBA PNGs with a transparent background. The mesh is placed in the unit cube
-as the NeRF model space, coloured per vertex from its position (so there is colour to learn), lit by a uniform
-environment. Every image's pose is verified by projecting the mesh into it and comparing the silhouette with the
-rendered alpha (IoU); a data set whose poses do not match fails loudly."""
+camera-to-world in OpenGL axes, z-up world with ``scale`` 1 and ``offset`` 0.5 so that instant-ngp and
+``data.transforms`` place it exactly in ngrender's unit cube) and RGBA PNGs with a transparent background. The
+mesh is placed in the unit cube as the NeRF model space, coloured per vertex from its position (so there is
+colour to learn), lit by a uniform environment. Every image's pose is verified by projecting the mesh into it and
+comparing the silhouette with the rendered alpha (IoU); a data set whose poses do not match fails loudly."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,9 @@ import numpy as np
 
 from ..camera import look_at
 from ..errors import NgrenderError
+from .transforms import cube_to_world
+
+CUBE_OFFSET = (0.5, 0.5, 0.5)
 
 MIN_IOU = 0.9
 SPLITS = ("train", "val", "test")
@@ -132,10 +136,12 @@ def make_dataset(mesh: str, out: str | Path, views: int = 100, size: int = 100, 
             from PIL import Image
 
             Image.fromarray(rgba, "RGBA").save(out / split / f"r_{k}.png")
-            frames.append({"file_path": f"./{split}/r_{k}", "transform_matrix": camera.c2w.tolist()})
+            frames.append({"file_path": f"./{split}/r_{k}",
+                           "transform_matrix": cube_to_world(camera.c2w, 1.0, CUBE_OFFSET).tolist()})
             bar.update(1)
         (out / f"transforms_{split}.json").write_text(json.dumps(
-            {"camera_angle_x": math.radians(fov_x_deg), "frames": frames}, indent=1) + "\n")
+            {"camera_angle_x": math.radians(fov_x_deg), "scale": 1.0, "offset": list(CUBE_OFFSET), "frames": frames},
+            indent=1) + "\n")
     bar.close()
     summary = {split: {"views": len(v), "min_iou": min(v), "mean_iou": float(np.mean(v))} for split, v in ious.items()}
     (out / "dataset.json").write_text(json.dumps({"mesh": str(mesh), "size": size, "spp": spp,

@@ -31,11 +31,16 @@ class LoopState:
 
 
 def adam(module, lr: float = 1e-2):
+    """instant-ngp's optimiser for a TorchField."""
+    return adam_groups(module.grid.parameters(), module.layers.parameters(), lr)
+
+
+def adam_groups(grid_params, mlp_params, lr: float = 1e-2):
     """instant-ngp's optimiser: Adam (0.9, 0.99, eps 1e-15); weight decay 1e-6 on the MLP only."""
     import torch
 
-    return torch.optim.Adam([{"params": module.grid.parameters(), "weight_decay": 0.0},
-                             {"params": module.layers.parameters(), "weight_decay": 1e-6}],
+    return torch.optim.Adam([{"params": list(grid_params), "weight_decay": 0.0},
+                             {"params": list(mlp_params), "weight_decay": 1e-6}],
                             lr=lr, betas=(0.9, 0.99), eps=1e-15)
 
 

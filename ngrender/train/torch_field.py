@@ -5,12 +5,35 @@ NumPy reference and in the Vulkan kernels.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import nn
 
 from ..encoding import HASH_PRIMES, GridGeometry, simplex_skew
 from ..model import Model, NetworkConfig
+
+
+class _GatherRows(torch.autograd.Function):
+    """table[idx] whose backward is one index_add_ (PyTorch's own index backward, index_put with accumulate, is
+    2-3x slower on CPU and dominates a training step)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(idx)
+        ctx.rows = table.shape[0]
+        return table.index_select(0, idx.reshape(-1)).reshape(*idx.shape, table.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        idx, = ctx.saved_tensors
+        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype)
+        return out.index_add_(0, idx.reshape(-1), grad.reshape(-1, grad.shape[-1])), None
+
+
+def gather_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return _GatherRows.apply(table, idx)
 
 
 class TorchGrid(nn.Module):
@@ -22,8 +45,6 @@ class TorchGrid(nn.Module):
         self.levels = nn.ParameterList(
             nn.Parameter(torch.empty(size, geom.n_features).uniform_(-init_scale, init_scale))
             for size, _ in geom.level_shapes())
-        corners = [[(c >> d) & 1 for d in range(geom.n_dims)] for c in range(1 << geom.n_dims)]
-        self.register_buffer("corners", torch.tensor(corners, dtype=torch.int64), persistent=False)
 
     def _index(self, level: int, cells: torch.Tensor) -> torch.Tensor:
         lv = self.geom.levels[level]
@@ -38,6 +59,20 @@ class TorchGrid(nn.Module):
             index = index + cells[..., d] * stride
             stride *= lv.resolution
         return torch.remainder(index & 0xFFFFFFFF, lv.size)
+
+    def _corner_index(self, level: int, cell: torch.Tensor) -> torch.Tensor:
+        """_index of all 2^d corners of the cells (N, d) -> (N, 2^d), combining per-dimension terms."""
+        lv = self.geom.levels[level]
+        offsets = torch.tensor([0, 1], dtype=torch.int64)
+        index, stride = None, 1
+        for d in range(self.geom.n_dims):
+            term = cell[:, d, None] + offsets  # (N, 2)
+            term = term * (HASH_PRIMES[d] if lv.hashed else stride)
+            stride *= lv.resolution
+            index = term if index is None else (
+                (index[:, None, :] ^ term[:, :, None]) if lv.hashed else (index[:, None, :] + term[:, :, None])
+            ).reshape(cell.shape[0], -1)
+        return index & (lv.size - 1) if lv.hashed else torch.remainder(index & 0xFFFFFFFF, lv.size)
 
     def _simplex_level(self, level: int, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """reference.grid.simplex_vertices in PyTorch: skew, rank the fractional parts, n+1 lookups."""
@@ -57,20 +92,25 @@ class TorchGrid(nn.Module):
         out = 0.0
         for k, weight in enumerate(weights):
             vertex = base + (rank < k).to(torch.int64)
-            out = out + weight[:, None] * table[self._index(level, vertex)]
+            out = out + weight[:, None] * gather_rows(table, self._index(level, vertex))
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.geom.kind == "simplex":
             return torch.cat([self._simplex_level(lv, table, x) for lv, table in enumerate(self.levels)], dim=1)
         feats = []
+        d = self.geom.n_dims
         for level, table in enumerate(self.levels):
             pos = x * self.geom.levels[level].scale + 0.5
             cell = torch.floor(pos)
             frac = pos - cell
-            cells = cell.to(torch.int64)[:, None, :] + self.corners[None]  # (N, 2^d, d)
-            weights = torch.where(self.corners[None].bool(), frac[:, None, :], 1.0 - frac[:, None, :]).prod(-1)
-            values = table[self._index(level, cells)]  # (N, 2^d, F)
+            # Per dimension, the two corner choices; broadcast to all 2^d corners (corner c = sum bit_k << k,
+            # the reference's order), multiplying the weights in dimension order as the reference does.
+            per_dim = torch.stack([1.0 - frac, frac], dim=1)  # (N, 2, d)
+            weights = per_dim[:, :, 0]
+            for k in range(1, d):
+                weights = (weights[:, None, :] * per_dim[:, :, k, None]).reshape(x.shape[0], -1)
+            values = gather_rows(table, self._corner_index(level, cell.to(torch.int64)))  # (N, 2^d, F)
             feats.append((weights[..., None] * values).sum(1))
         return torch.cat(feats, dim=1)
 
@@ -154,12 +194,22 @@ class TorchNerf(nn.Module):
         shapes = rgb_net.layer_shapes(n_density_out + sh_degree ** 2, 3)
         self.rgb_layers = nn.ModuleList(nn.Linear(i, o, bias=False) for o, i in shapes)
 
-    def forward(self, p: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, p: torch.Tensor, d: torch.Tensor,
+                max_log_density: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(density, rgb); ``max_log_density`` clamps exp's argument (training: keeps gradients finite)."""
         h = self.density(p)
         x = torch.cat([h, torch_sh(d, self.sh_degree)], dim=1)
         for layer in self.rgb_layers[:-1]:
             x = torch.relu(layer(x))
-        return torch.exp(h[:, 0]), torch.sigmoid(self.rgb_layers[-1](x))
+        log_density = h[:, 0] if max_log_density is None else torch.clamp(h[:, 0], max=max_log_density)
+        return torch.exp(log_density), torch.sigmoid(self.rgb_layers[-1](x))
+
+    def to_model(self, config: dict, occupancy: np.ndarray, dtype: str = "float16") -> Model:
+        """The trained NeRF as a Model (instant-ngp config with dir_encoding and rgb_network), weights rounded to
+        the storage precision, with its occupancy grid."""
+        rgb_layers = [layer.weight.detach().numpy().astype(dtype).astype(np.float32) for layer in self.rgb_layers]
+        return replace(self.density.to_model("nerf", config, dtype), dir_encoding=config["dir_encoding"],
+                       rgb_network=config["rgb_network"], rgb_layers=rgb_layers, occupancy=occupancy)
 
     @classmethod
     def from_model(cls, model: Model) -> "TorchNerf":

@@ -1,0 +1,179 @@
+"""The NeRF trainer and its data: transforms.json files (Blender, instant-ngp and nerf-from-mesh's own) land in
+the unit cube where their images say, rays match the renderer's camera, a few steps on a tiny rendered data set
+make the loss fall with the occupancy grid updated and saved, resume continues the same run, and bad data sets
+give one clear line each."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the [train] extra (PyTorch CPU); ./run.sh installs it")
+pytest.importorskip("mitsuba", reason="the test data set is rendered with Mitsuba 3 (extra [train]); ./run.sh installs it")
+trimesh = pytest.importorskip("trimesh", reason="training needs the [train] extra; ./run.sh installs it")
+
+from PIL import Image  # noqa: E402
+
+from ngrender.camera import look_at  # noqa: E402
+from ngrender.cli import main  # noqa: E402
+from ngrender.data import nerf_from_mesh as nfm  # noqa: E402
+from ngrender.data.transforms import cube_to_world, load_split, pixel_rays, world_to_cube  # noqa: E402
+from ngrender.train import nerf as trainer  # noqa: E402
+
+TINY = {"encoding": {"otype": "HashGrid", "n_levels": 4, "n_features_per_level": 2, "log2_hashmap_size": 12,
+                     "base_resolution": 8, "per_level_scale": 1.6},
+        "network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 16,
+                    "n_hidden_layers": 1},
+        "rgb_network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "Sigmoid",
+                        "n_neurons": 16, "n_hidden_layers": 1}}
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    """A rendered NeRF data set of a two-box object: 8 training views at 32 x 32 (and 2 val, 2 test)."""
+    folder = tmp_path_factory.mktemp("nerf")
+    a = trimesh.creation.box(extents=(2.0, 0.6, 0.6))
+    b = trimesh.creation.box(extents=(0.6, 1.4, 0.6))
+    b.apply_translation((0.7, 0.7, 0.0))
+    mesh = folder / "object.ply"
+    trimesh.util.concatenate([a, b]).export(mesh)
+    nfm.make_dataset(str(mesh), folder / "set", views=8, size=32, spp=4, progress=False)
+    return folder / "set"
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+def test_world_to_cube_follows_instant_ngp():
+    """A Blender camera 4 units along -y looking at the origin (z up) sits at x = 0.5 - 4 * 0.33 in the cube,
+    y up, looking at the cube's centre; cube_to_world undoes it."""
+    blender = np.eye(4)
+    blender[:3, :3] = np.column_stack([(1.0, 0, 0), (0, 0, 1.0), (0, -1.0, 0)])  # x right, y up = world z, back -y
+    blender[:3, 3] = (0.0, -4.0, 0.0)
+    cube = world_to_cube(blender, 0.33, (0.5, 0.5, 0.5))
+    np.testing.assert_allclose(cube[:3, 3], [0.5 - 4 * 0.33, 0.5, 0.5], atol=1e-12)
+    np.testing.assert_allclose(-cube[:3, 2], [1.0, 0.0, 0.0], atol=1e-12)  # looks along +x, at the centre
+    np.testing.assert_allclose(cube[:3, 1], [0.0, 1.0, 0.0], atol=1e-12)   # world z up -> cube y up
+    np.testing.assert_allclose(cube_to_world(cube, 0.33, (0.5, 0.5, 0.5)), blender, atol=1e-12)
+
+
+def test_loaded_poses_match_the_images(tiny_set):
+    """nerf-from-mesh's files, read back through the generic loader, project the mesh onto each image's alpha."""
+    from ngrender.train.sdf import load_mesh
+
+    vertices, faces = load_mesh(tiny_set / "mesh_in_unit_cube.ply")
+    split = load_split(tiny_set, "train")
+    assert split.rgba.shape == (8, 32, 32, 4) and split.fov_x_deg == pytest.approx(40.0)
+    for k in range(len(split.c2w)):
+        projected = nfm.silhouette(vertices, faces, split.c2w[k], split.fov_x_deg, 32)
+        rendered = split.rgba[k, ..., 3] > 0.5
+        assert (projected & rendered).sum() / (projected | rendered).sum() > nfm.MIN_IOU
+
+
+def test_pixel_rays_are_the_renderers_rays(tiny_set):
+    from ngrender.camera import Camera
+    from ngrender.reference.camera import camera_rays
+
+    split = load_split(tiny_set, "test")
+    o, d = camera_rays(Camera(split.c2w[0], split.fov_x_deg), 32, 32)
+    py, px = np.divmod(np.arange(32 * 32), 32)
+    got_o, got_d = pixel_rays(split, np.zeros(32 * 32, int), px + 0.5, py + 0.5)
+    np.testing.assert_allclose(got_o, o, atol=1e-6)
+    np.testing.assert_allclose(got_d, d, atol=1e-5)
+
+
+def test_instant_ngp_transforms_json(tmp_path):
+    """instant-ngp's single transforms.json: fl_x/fl_y/cx/cy, file paths with extensions, default scale/offset."""
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.full((6, 8, 3), 200, np.uint8)).save(tmp_path / "images" / "a.jpg")
+    c2w = look_at((0.0, -3.0, 0.0), (0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0)).c2w
+    (tmp_path / "transforms.json").write_text(json.dumps({
+        "fl_x": 10.0, "fl_y": 10.0, "cx": 4.5, "cy": 3.0, "w": 8, "h": 6,
+        "frames": [{"file_path": "images/a.jpg", "transform_matrix": c2w.tolist()}]}))
+    split = load_split(tmp_path, "test")  # no transforms_test.json: every split reads transforms.json
+    assert split.size == (8, 6) and split.focal == (10.0, 10.0) and split.centre == (4.5, 3.0)
+    assert np.allclose(split.rgba[0, 0, 0], [200 / 255, 200 / 255, 200 / 255, 1.0], atol=0.02)
+    np.testing.assert_allclose(split.c2w[0, :3, 3], [0.5 - 3 * 0.33, 0.5, 0.5], atol=1e-9)
+
+
+def test_gather_rows_gradient_is_indexings():
+    from ngrender.train.torch_field import gather_rows
+
+    table = torch.randn(50, 2, requires_grad=True)
+    idx = torch.randint(0, 50, (300, 8))
+    weights = torch.randn(300, 8, 2)
+    (gather_rows(table, idx) * weights).sum().backward()
+    got = table.grad.clone()
+    table.grad = None
+    (table[idx] * weights).sum().backward()
+    torch.testing.assert_close(got, table.grad)
+
+
+def test_trainer_learns_with_its_occupancy_grid_and_resumes(tiny_set, tiny_config, tmp_path):
+    options = dict(config_path=tiny_config, batch=4096, n_steps=128, progress=False, eval_views=1)
+    run = trainer.train(tiny_set, steps=100, checkpoint=tmp_path / "a.ckpt", **options)
+    first, last = np.mean(run.losses[:10]), np.mean(run.losses[-10:])
+    assert last < 0.5 * first, (first, last)
+    occupancy = run.model.occupancy
+    assert occupancy.shape == (128, 128, 128) and 0.0 < occupancy.mean() < 0.5  # updated after the warm-up
+    assert run.metrics["psnr_db"] > 15 and run.model.extra["occupancy_fraction"] == pytest.approx(occupancy.mean(), abs=1e-4)
+    # The occupied cells cover the object: its surface points fall into occupied cells.
+    from ngrender.reference.nerf import occupancy_cells
+    from ngrender.train.sdf import load_mesh, surface_points
+
+    vertices, faces = load_mesh(tiny_set / "mesh_in_unit_cube.ply")
+    cells = occupancy_cells(surface_points(vertices, faces, 2000, np.random.default_rng(0)).astype(np.float32), 128)
+    assert occupancy[cells[:, 2], cells[:, 1], cells[:, 0]].mean() > 0.9
+    # 60 steps, stop, resume to 100: the same run
+    trainer.train(tiny_set, steps=60, checkpoint=tmp_path / "b.ckpt", **options)
+    resumed = trainer.train(tiny_set, steps=100, checkpoint=tmp_path / "b.ckpt", resume=tmp_path / "b.ckpt", **options)
+    np.testing.assert_allclose(resumed.losses, run.losses, rtol=1e-5)
+    np.testing.assert_array_equal(resumed.model.occupancy, occupancy)
+
+
+def frames_file(folder, meta):
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(np.zeros((4, 4, 4), np.uint8)).save(folder / "r_0.png")
+    (folder / "transforms_train.json").write_text(meta if isinstance(meta, str) else json.dumps(meta))
+    return folder
+
+
+GOOD_FRAME = {"file_path": "./r_0", "transform_matrix": np.eye(4).tolist()}
+
+
+@pytest.mark.parametrize("meta, message", [
+    (None, "no transforms_train.json or transforms.json"),
+    ("{not json", "is not valid JSON"),
+    ({"camera_angle_x": 0.7}, "missing or empty 'frames'"),
+    ({"frames": [GOOD_FRAME]}, "missing the intrinsics"),
+    ({"camera_angle_x": 0.7, "frames": [{"file_path": "./r_0"}]}, "needs 'file_path' and 'transform_matrix'"),
+    ({"camera_angle_x": 0.7, "frames": [{"file_path": "./r_0", "transform_matrix": [[1, 0], [0, 1]]}]},
+     "must be a finite 4x4 matrix"),
+    ({"camera_angle_x": 0.7, "frames": [{"file_path": "./r_9", "transform_matrix": np.eye(4).tolist()}]},
+     "does not exist"),
+    ({"camera_angle_x": "wide", "frames": [GOOD_FRAME]}, "'camera_angle_x' must be a number"),
+])
+def test_bad_data_set_is_one_clear_line(tmp_path, capsys, meta, message):
+    folder = tmp_path / "set"
+    if meta is not None:
+        frames_file(folder, meta)
+    code = main(["train", "nerf", "--data", str(folder), "--out", str(tmp_path / "m.safetensors")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("ngrender: error:") and message in err and len(err.splitlines()) == 1, err
+
+
+def test_train_nerf_needs_data(tmp_path, capsys):
+    assert main(["train", "nerf", "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert "needs --data" in capsys.readouterr().err
+
+
+def test_nerf_from_mesh_frames_say_where_the_cube_is(tiny_set):
+    meta = json.loads((tiny_set / "transforms_train.json").read_text())
+    assert meta["scale"] == 1.0 and meta["offset"] == [0.5, 0.5, 0.5]
+    assert math.isclose(meta["camera_angle_x"], math.radians(40.0))
