@@ -16,12 +16,15 @@ from .reference import gigapixel, nerf, sdf, volume
 from .session import RenderSession
 
 ROOT = Path(__file__).resolve().parent.parent
-# Until models trained on real data exist for the 3D apps, they are benchmarked on the models fitted to
-# analytic fields that the tests use.
-DEFAULT_MODELS = {"gigapixel": ROOT / "scenes" / "gigapixel.json",
-                  "sdf": ROOT / "tests" / "data" / "sdf_torus_hash.safetensors",
-                  "volume": ROOT / "tests" / "data" / "volume_cloud_hash.safetensors",
-                  "nerf": ROOT / "tests" / "data" / "nerf_blobs_hash.safetensors"}
+# The models trained on real data, each with its scene (camera, render settings); ``scene_for`` names the
+# dense and low-res dense ones.
+REAL_SCENE_STEMS = {"gigapixel": "gigapixel", "sdf": "sdf_bunny", "volume": "volume_head", "nerf": "nerf_bunny"}
+
+
+def scene_for(app: str, encoding: str = "hash") -> Path:
+    """scenes/<stem>.json for the hash grid, scenes/<stem>_<encoding>.json for the others."""
+    stem = REAL_SCENE_STEMS[app]
+    return ROOT / "scenes" / (f"{stem}.json" if encoding == "hash" else f"{stem}_{encoding}.json")
 
 
 def print_header(header: str) -> None:
@@ -62,12 +65,22 @@ def torch_peer(app: str, model):
 
 
 def open_session(app: str, scene: str | Path | None, **options) -> RenderSession:
+    """A scene file (its camera and settings) or a bare model file; by default the app's real-data scene."""
     from .model import load_model
 
-    source = Path(scene) if scene else DEFAULT_MODELS[app]
+    source = Path(scene) if scene else scene_for(app)
     if source.suffix == ".json":
         return RenderSession.from_scene(source, **options)
     return RenderSession(load_model(source), **options)
+
+
+def source_model(path: str | Path):
+    """The model of a scene file or a model file."""
+    from .model import load_model
+    from .scene import load_scene
+
+    path = Path(path)
+    return load_model(load_scene(path).model_path if path.suffix == ".json" else path)
 
 
 def bench(app: str, scene: str | Path | None = None, sizes=(256, 512), repeats: int = 3,

@@ -8,9 +8,8 @@ import json
 import statistics
 from pathlib import Path
 
-from .bench import ROOT, STAND_IN_STEMS
+from .bench import ROOT, open_session, scene_for
 from .errors import ConfigError, NgrenderError
-from .model import load_model
 from .session import RenderSession
 
 ENCODINGS = ("hash", "dense", "lowres")
@@ -20,14 +19,6 @@ PIPELINES = ("fused", "unfused", "fused-rest")
 PAPER_ENCODING_MLP_PCT = {"hash": 72.37, "dense": 60.0, "lowres": 59.96}
 PAPER_HASH_SPLIT_PCT = {"encoding": 40.24, "mlp": 32.12}
 PAPER_REST_FUSION = 9.94
-
-
-def default_model(app: str, encoding: str) -> Path:
-    """GIA: the models trained on the shaded-relief map; 3D apps: the stand-ins fitted to analytic fields
-    (tests/data) until models trained on real data exist."""
-    if app == "gigapixel":
-        return ROOT / "assets" / f"gigapixel_{encoding}.safetensors"
-    return ROOT / "tests" / "data" / f"{STAND_IN_STEMS[app]}_{encoding}.safetensors"
 
 
 def _median_stats(session: RenderSession, size: int, repeats: int) -> dict:
@@ -40,15 +31,17 @@ def _median_stats(session: RenderSession, size: int, repeats: int) -> dict:
             "dispatches": len(runs[-1].dispatches)}
 
 
-def measure(app: str, encoding: str, model_path: Path, size: int, repeats: int, device: str | None,
+def measure(app: str, encoding: str, source: Path, size: int, repeats: int, device: str | None,
             variant: str) -> dict:
-    if not model_path.is_file():
-        raise NgrenderError(f"no {app} model for the {encoding} encoding at {model_path}")
-    model = load_model(model_path)
-    shown = model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path
+    """One app x encoding in the three pipelines; ``source`` is a scene (its view) or a model file."""
+    if not source.is_file():
+        raise NgrenderError(f"no {app} scene or model for the {encoding} encoding at {source}")
+    shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
     row = {"app": app, "encoding": encoding, "model": str(shown), "size": size}
     for pipeline in PIPELINES:
-        with RenderSession(model, device=device, variant=variant, pipeline=pipeline) as session:
+        with open_session(app, source, device=device, variant=variant, pipeline=pipeline) as session:
+            if session.model.app != app:
+                raise NgrenderError(f"{source} is a {session.model.app} model, not {app}")
             row[pipeline] = _median_stats(session, size, repeats)
             row["device"] = session.device.info.name
     unfused, rest_fused = row["unfused"], row["fused-rest"]
@@ -120,7 +113,7 @@ def breakdown(apps: list[str], encodings: list[str] | None = None, size: int = 2
     rows = []
     for app in apps:
         for encoding in encodings:
-            path = (models or {}).get((app, encoding)) or default_model(app, encoding)
+            path = (models or {}).get((app, encoding)) or scene_for(app, encoding)
             row = measure(app, encoding, Path(path), size, repeats, device, variant)
             rows.append(row)
             print(markdown([row]).splitlines()[-1], flush=True)

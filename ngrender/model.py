@@ -4,8 +4,10 @@ A model file is one ``.safetensors`` holding
 
 * ``encoding.level.{l}``  the level-l grid table, shape (entries, n_features_per_level)
 * ``network.layer.{i}``   MLP layer i weight, shape (out, in) (tcnn's MLPs have no biases)
-* NeRF also: ``rgb_network.layer.{i}`` (colour MLP) and ``occupancy`` (uint8 cube over [0,1]^3); the
-  metadata then has ``dir_encoding`` and ``rgb_network`` as in instant-ngp's nerf configs
+* NeRF also: ``rgb_network.layer.{i}`` (colour MLP) and ``occupancy_bits`` (the occupancy cube over [0,1]^3,
+  x fastest, packed 8 cells per byte, least significant bit first, side ``occupancy_side`` in the metadata;
+  older files hold ``occupancy`` as a uint8 cube); the metadata then has ``dir_encoding`` and ``rgb_network``
+  as in instant-ngp's nerf configs
 
 and, in its metadata, ``ngrender`` = JSON ``{"format": 1, "app", "n_input_dims", "n_output_dims",
 "encoding", "network", "extra"}`` with ``encoding``/``network`` in the tcnn schema, so an instant-ngp
@@ -153,6 +155,8 @@ class Model:
                 "extra": self.extra}
         if self.rgb_network is not None:
             head.update(dir_encoding=self.dir_encoding, rgb_network=self.rgb_network)
+        if self.occupancy is not None:
+            head["occupancy_side"] = int(self.occupancy.shape[0])
         return head
 
     def save(self, path: str | Path, dtype: str | None = None) -> None:
@@ -162,8 +166,8 @@ class Model:
         tensors = {f"encoding.level.{i}": g.astype(dtype) for i, g in enumerate(self.grid)}
         tensors.update({f"network.layer.{i}": w.astype(dtype) for i, w in enumerate(self.layers)})
         tensors.update({f"rgb_network.layer.{i}": w.astype(dtype) for i, w in enumerate(self.rgb_layers or [])})
-        if self.occupancy is not None:
-            tensors["occupancy"] = self.occupancy
+        if self.occupancy is not None:  # 1 bit per cell, as instant-ngp's density bitfield
+            tensors["occupancy_bits"] = np.packbits(self.occupancy.ravel() != 0, bitorder="little")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(path), metadata={"ngrender": json.dumps(self.header())})
 
@@ -208,13 +212,24 @@ def load_model(path: str | Path) -> Model:
     grid = _numbered(tensors, "encoding.level.", path)
     layers = _numbered(tensors, "network.layer.", path)
     rgb_layers = _numbered(tensors, "rgb_network.layer.", path) if "rgb_network" in head else None
-    dtypes = {str(t.dtype) for k, t in tensors.items() if k != "occupancy"}
+    dtypes = {str(t.dtype) for k, t in tensors.items() if not k.startswith("occupancy")}
     try:
         return Model(app, n_in, n_out, encoding, network, grid, layers, head.get("extra", {}),
                      "float16" if dtypes == {"float16"} else "float32", head.get("dir_encoding"),
-                     head.get("rgb_network"), rgb_layers, tensors.get("occupancy"))
+                     head.get("rgb_network"), rgb_layers, _occupancy(tensors, head))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _occupancy(tensors: dict, head: dict) -> np.ndarray | None:
+    """The occupancy cube from its packed bits (or an older file's uint8 cube)."""
+    if "occupancy_bits" not in tensors:
+        return tensors.get("occupancy")
+    side = int(head.get("occupancy_side", 0))
+    bits = tensors["occupancy_bits"]
+    if not 1 <= side <= 512 or bits.dtype != np.uint8 or bits.size != (side ** 3 + 7) // 8:
+        raise ConfigError(f"occupancy_bits holds {bits.size} bytes, not a cube of side {side}")
+    return np.unpackbits(bits, count=side ** 3, bitorder="little").reshape(side, side, side)
 
 
 def _numbered(tensors: dict, prefix: str, path: Path) -> list[np.ndarray]:

@@ -2,9 +2,9 @@
 marching, two MLPs, spherical harmonics) — against the NumPy reference renders, on every encoding and both
 kernel variants.
 
-Models: small grids fitted to analytic fields (tests/fit_models.py). Both loops are iterative, so a last-bit
-difference in a network output could change a step at a silhouette: the tolerance allows 1% of the pixels to
-differ by more than 2/255 (on lavapipe none does today)."""
+Models: small grids fitted to analytic fields (tests/fit_models.py), and the models trained on real data. Both
+loops are iterative, so a last-bit difference in a network output could change a step at a silhouette: the
+tolerance allows 1% of the pixels to differ by more than 2/255 (on lavapipe none does today)."""
 from __future__ import annotations
 
 import json
@@ -48,6 +48,21 @@ def render(device, model, variant, width, height, settings=None, tile=(1024, 102
 def assert_matches_reference(image, want):
     diff = np.abs(image.astype(int) - want.astype(int)).max(axis=2)
     assert (diff > 2).mean() <= 0.01, f"{(diff > 2).mean():.2%} of pixels differ by more than 2"
+
+
+@pytest.mark.parametrize("encoding", ["hash", "dense", "lowres"])
+@pytest.mark.parametrize("app", list(APPS))
+def test_real_data_models_equal_reference(app, encoding):
+    """The models trained on real data (assets/, with their scenes' views) render as the reference does."""
+    from ngrender.bench import scene_for
+
+    with RenderSession.from_scene(scene_for(app, encoding), validation=True) as session:
+        view = session.view()
+        image, _ = session.renderer.render(40, 30, view)
+        session.check_validation()
+        want, _ = APPS[app][1].render(session.model, 40, 30, view)
+    assert image.std() > 5  # the object is in the frame
+    assert_matches_reference(image, want)
 
 
 @pytest.mark.parametrize("variant", ["baked", "buffered"])

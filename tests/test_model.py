@@ -81,3 +81,24 @@ def test_nan_weights_rejected(model_factory, tmp_path):
     model.layers[0][0, 0] = np.nan
     with pytest.raises(ConfigError, match="NaN"):
         model.validate()
+
+
+def test_nerf_occupancy_is_stored_as_bits(model_factory, tmp_path):
+    """The occupancy cube goes to disk 8 cells per byte and comes back exactly; a truncated one is an error."""
+    import dataclasses
+
+    from safetensors.numpy import safe_open
+
+    model = model_factory("hash")
+    occupancy = (np.random.default_rng(0).random((12, 12, 12)) < 0.3).astype(np.uint8)
+    nerf = dataclasses.replace(model, app="nerf", n_output_dims=model.n_output_dims, occupancy=occupancy)
+    nerf.save(tmp_path / "n.safetensors")
+    with safe_open(str(tmp_path / "n.safetensors"), framework="numpy") as f:
+        assert f.get_tensor("occupancy_bits").shape == (216,) and "occupancy" not in f.keys()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    np.testing.assert_array_equal(load_model(tmp_path / "n.safetensors").occupancy, occupancy)
+    tensors["occupancy_bits"] = tensors["occupancy_bits"][:100]
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(ConfigError, match="occupancy_bits holds 100 bytes, not a cube of side 12"):
+        load_model(tmp_path / "bad.safetensors")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the [train] extra (PyTorch CPU); ./run.sh installs it")
-pytest.importorskip("mitsuba", reason="the test data set is rendered with Mitsuba 3 (extra [train]); ./run.sh installs it")
+pytest.importorskip("mitsuba", reason="the test data is rendered with Mitsuba 3 (extra [train]); ./run.sh installs it")
 trimesh = pytest.importorskip("trimesh", reason="training needs the [train] extra; ./run.sh installs it")
 
 from PIL import Image  # noqa: E402
@@ -122,7 +122,8 @@ def test_trainer_learns_with_its_occupancy_grid_and_resumes(tiny_set, tiny_confi
     assert last < 0.5 * first, (first, last)
     occupancy = run.model.occupancy
     assert occupancy.shape == (128, 128, 128) and 0.0 < occupancy.mean() < 0.5  # updated after the warm-up
-    assert run.metrics["psnr_db"] > 15 and run.model.extra["occupancy_fraction"] == pytest.approx(occupancy.mean(), abs=1e-4)
+    assert run.metrics["psnr_db"] > 15
+    assert run.model.extra["occupancy_fraction"] == pytest.approx(occupancy.mean(), abs=1e-4)
     # The occupied cells cover the object: its surface points fall into occupied cells.
     from ngrender.reference.nerf import occupancy_cells
     from ngrender.train.sdf import load_mesh, surface_points

@@ -9,9 +9,9 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..breakdown import PAPER_ENCODING_MLP_PCT, PAPER_HASH_SPLIT_PCT, PAPER_REST_FUSION, default_model, measure
+from ..bench import scene_for, source_model
+from ..breakdown import PAPER_ENCODING_MLP_PCT, PAPER_HASH_SPLIT_PCT, PAPER_REST_FUSION, measure
 from ..errors import ConfigError, NgrenderError
-from ..model import load_model
 from .arch import Arch, load_arch
 from .timing import Workload, layer_cycles, max_pixels, project
 
@@ -174,12 +174,12 @@ def report(profiles: list[str], apps: list[str], encodings: list[str], presets: 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out-dir {out} is a file")
     archs = [load_arch(p, **(overrides or {})) for p in presets]
-    models = {(a, e): load_model(default_model(a, e)) for a in apps for e in encodings}
+    models = {(a, e): source_model(scene_for(a, e)) for a in apps for e in encodings}
     print("measuring the frames' work (and this device's profile) with the unfused and fused-rest pipelines "
           f"at {size}x{size} ...", flush=True)
-    measured = {key: measure(key[0], key[1], default_model(*key), size, repeats, device, "auto") for key in models}
+    measured = {key: measure(key[0], key[1], scene_for(*key), size, repeats, device, "auto") for key in models}
     spp = {key: m["fused-rest"]["samples"] / size ** 2 for key, m in measured.items()}
-    nerf_spp = {e: spp.get(("nerf", e)) or measure("nerf", e, default_model("nerf", e), size, 1, device,
+    nerf_spp = {e: spp.get(("nerf", e)) or measure("nerf", e, scene_for("nerf", e), size, 1, device,
                                                     "auto")["fused-rest"]["samples"] / size ** 2 for e in encodings}
     pixels = resolution[0] * resolution[1]
     rows = []
