@@ -73,25 +73,30 @@ def load_checkpoint(path: Path, module, optimizer, rng: np.random.Generator, met
     return LoopState(data["step"], data["elapsed"], list(data["losses"]))
 
 
-def run(step_fn: Callable[[], float], steps: int, batch: int, module, optimizer, rng: np.random.Generator,
-        meta: dict, time_budget: float | None = None, checkpoint: Path | None = None, checkpoint_every: int = 500,
-        resume: Path | None = None, progress: bool = True) -> LoopState:
-    """Call ``step_fn`` (one optimiser step, returns its loss) until ``steps`` or the time budget (counted over
-    resumed runs too); write ``checkpoint`` every ``checkpoint_every`` steps and at the end."""
+def run(step_fn: Callable[[], float | tuple[float, int]], steps: int, batch: int, module, optimizer,
+        rng: np.random.Generator, meta: dict, time_budget: float | None = None, checkpoint: Path | None = None,
+        checkpoint_every: int = 500, resume: Path | None = None, progress: bool = True) -> LoopState:
+    """Call ``step_fn`` (one optimiser step, returns its loss, or (loss, samples) when a step's sample count
+    varies; otherwise it is ``batch``) until ``steps`` or the time budget (counted over resumed runs too); write
+    ``checkpoint`` every ``checkpoint_every`` steps and at the end."""
     from tqdm import tqdm
 
     state = load_checkpoint(resume, module, optimizer, rng, meta) if resume else LoopState()
     start = time.perf_counter() - state.elapsed
+    session_start, session_samples = time.perf_counter(), 0
     bar = tqdm(total=steps, initial=state.step, disable=not progress, unit="step", dynamic_ncols=True)
     while state.step < steps:
         if time_budget is not None and time.perf_counter() - start > time_budget:
             break
-        state.losses.append(float(step_fn()))
+        out = step_fn()
+        loss, samples = out if isinstance(out, tuple) else (out, batch)
+        state.losses.append(float(loss))
+        session_samples += samples
         state.step += 1
         state.elapsed = time.perf_counter() - start
         if state.step % 10 == 0 or state.step == steps:
-            rate = batch * len(state.losses) / max(state.elapsed, 1e-9)
-            bar.set_postfix(loss=f"{state.losses[-1]:.5f}", samples_s=f"{rate / 1e6:.2f}M")
+            rate = session_samples / max(time.perf_counter() - session_start, 1e-9)
+            bar.set_postfix(loss=f"{state.losses[-1]:.5f}", samples_s=f"{rate / 1e6:.3f}M")
         bar.update(1)
         if checkpoint is not None and state.step % checkpoint_every == 0:
             save_checkpoint(checkpoint, module, optimizer, state, rng, meta)

@@ -223,7 +223,7 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
             grid.seen.scatter_reduce_(0, cells_c, torch.exp(-segment_exclusive_sum(sdt_c, ray_c, n_rays)[0]), "amax")
             per_ray = max(ray_s.numel(), 1) / n_rays
             trainee.progress.copy_(torch.tensor([step_index + 1, int(np.clip(batch / per_ray, 256, 1 << 16))]))
-        return float(loss.detach())
+        return float(loss.detach()), int(ray_s.numel())
 
     meta = {"trainer": "nerf", "data": str(Path(data).resolve().name), "config": config, "batch": batch,
             "seed": seed, "n_steps": n_steps}
