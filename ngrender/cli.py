@@ -208,7 +208,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     image = resolve_image(args.data or args.image)
     checkpoint = out.with_suffix(".ckpt")
-    result = trainer.train(image, args.config, steps=args.steps, time_budget=args.time_budget,
+    config = args.config or trainer.DEFAULT_CONFIG.with_name(f"gigapixel_{args.encoding}.json")
+    result = trainer.train(image, config, steps=args.steps, time_budget=args.time_budget,
                            batch=args.batch or 1 << 16, seed=args.seed, checkpoint=checkpoint,
                            resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
     result.model.save(out)
@@ -418,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-steps", type=_positive, default=1024,
                    help="nerf: fine steps across the cube's diagonal (dt = sqrt(3)/N, instant-ngp's 1024)")
     p.add_argument("--encoding", choices=("hash", "dense", "lowres"), default="hash",
-                   help="sdf / volume / nerf: configs/<app>_<encoding>.json unless --config is given")
+                   help="the grid: configs/<app>_<encoding>.json unless --config is given")
     p.add_argument("--config", help="tcnn/instant-ngp network config JSON")
     p.add_argument("--out", required=True, help="output model (.safetensors)")
     p.add_argument("--steps", type=_positive, default=20000)

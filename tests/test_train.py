@@ -76,3 +76,14 @@ def test_gigapixel_checkpoint_and_resume(small_image, tmp_path):
     resumed = trainer.train(small_image, config, steps=60, batch=1024, progress=False, resume=ckpt)
     assert first.steps == 40 and resumed.steps == 60
     assert resumed.losses[:40] == first.losses and resumed.losses == whole.losses
+
+
+@pytest.mark.parametrize("encoding, described", [("dense", "dense grid 2D: L=8"), ("lowres", "dense grid 2D: L=2 F=8")])
+def test_train_gigapixel_encoding_option_picks_its_config(small_image, tmp_path, capsys, encoding, described):
+    """`--encoding` selects configs/gigapixel_<encoding>.json, as for the 3D apps."""
+    from ngrender.cli import main
+
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "gigapixel", "--data", str(small_image), "--encoding", encoding, "--steps", "3",
+                 "--batch", "512", "--out", str(out)]) == 0
+    assert described in capsys.readouterr().out and load_model(out).geometry.kind == "dense"

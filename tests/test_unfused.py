@@ -171,5 +171,5 @@ def test_breakdown_without_a_model_is_a_clear_error(tmp_path):
     from ngrender.breakdown import breakdown
     from ngrender.errors import NgrenderError
 
-    with pytest.raises(NgrenderError, match="no gigapixel model for the simplex encoding"):
+    with pytest.raises(NgrenderError, match="no gigapixel scene or model for the simplex encoding"):
         breakdown(["gigapixel"], ["simplex"], size=8, repeats=1, out_dir=tmp_path)
