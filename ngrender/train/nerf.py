@@ -4,8 +4,9 @@ Sampling is instant-ngp's: rays march through the unit cube with the fine step d
 per-ray random offset, and only samples in occupied cells of a 128^3 occupancy grid are evaluated. The grid holds
 an exponential moving average of the optical thickness sigma*dt (decay 0.95, updated every 16 steps at random
 points in half uniformly chosen and half occupied cells); a cell is occupied when its value exceeds
-min(0.01, mean). The first 256 steps treat every cell as occupied; at their end and at the end of training every
-cell is evaluated. The bit field is saved with the model and the renderer skips the cells it marks empty.
+min(0.01, mean). The first 64 steps (instant-ngp: 256) treat every cell as occupied; at their end and at the end
+of training every cell is evaluated. The bit field is saved with the model and the renderer skips the cells it
+marks empty.
 
 One departure, for the CPU's sake: a sample is only trained where some training ray recently reached the cell
 with transmittance above 1e-3 (the interior of an opaque object is skipped; the renderer stops at 0.01
@@ -24,6 +25,7 @@ import numpy as np
 from ..data.transforms import NerfSplit, load_split, pixel_rays
 from ..encoding import grid_geometry
 from ..errors import ConfigError
+from ..reference.camera import unit_box_hits
 from ..model import Model, NetworkConfig, load_network_config
 from .loop import FitResult
 
@@ -181,8 +183,6 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
         view = rng.integers(0, views, n_rays)
         px, py = rng.integers(0, width, n_rays), rng.integers(0, height, n_rays)
         o, d = pixel_rays(train_split, view, px + rng.random(n_rays), py + rng.random(n_rays))
-        from ..reference.camera import unit_box_hits
-
         t_near, t_far = unit_box_hits(o, d)
         target = rgba[torch.from_numpy((view * height + py) * width + px)]
         return torch.from_numpy(o), torch.from_numpy(d), torch.from_numpy(t_near), torch.from_numpy(t_far), target
