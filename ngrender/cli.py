@@ -205,10 +205,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_field(args, out)
     from .data.images import resolve_image
     from .train import gigapixel as trainer
+    from .train.loop import config_file
 
     image = resolve_image(args.data or args.image)
     checkpoint = out.with_suffix(".ckpt")
-    config = args.config or trainer.DEFAULT_CONFIG.with_name(f"gigapixel_{args.encoding}.json")
+    config = config_file("gigapixel", args.encoding, args.config)
     result = trainer.train(image, config, steps=args.steps, time_budget=args.time_budget,
                            batch=args.batch or 1 << 16, seed=args.seed, checkpoint=checkpoint,
                            resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())

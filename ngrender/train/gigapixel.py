@@ -1,7 +1,6 @@
 """Fit a gigapixel-image model (grid encoding + MLP: image-plane coordinate -> RGB) to a real image."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +9,9 @@ import numpy as np
 from ..errors import ConfigError
 from ..encoding import grid_geometry, per_level_scale_for
 from ..model import Model, NetworkConfig, load_network_config
+from . import loop
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "gigapixel_hash.json"
+DEFAULT_CONFIG = loop.config_file("gigapixel", "hash")
 
 
 @dataclass
@@ -66,7 +66,7 @@ def evaluate_psnr(field, image: np.ndarray, chunk: int = 1 << 18) -> float:
             pred = field(torch.from_numpy(pixel_centres(idx, w, h))).clamp(0, 1).numpy()
             sq_err += float(((pred - flat[idx] / 255.0) ** 2).sum())
     mse = sq_err / (h * w * 3)
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+    return loop.psnr_db(mse)
 
 
 def train(image_path: str | Path, config_path: str | Path | None = None, steps: int = 20000,
@@ -76,7 +76,6 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
     """Adam on L2 at random pixel centres (instant-ngp's optimiser settings); fp16 weights as rendered."""
     import torch
 
-    from . import loop
     from .torch_field import TorchField
 
     image = load_image(image_path)

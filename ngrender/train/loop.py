@@ -2,6 +2,7 @@
 samples/s, a time budget, periodic checkpoints, and resume from a checkpoint."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,18 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def config_file(app: str, encoding: str, given: str | Path | None = None) -> Path:
+    """The network config to train with: ``given``, else configs/<app>_<encoding>.json."""
+    return Path(given) if given else CONFIG_DIR / f"{app}_{encoding}.json"
+
+
+def psnr_db(mse: float) -> float:
+    """PSNR in dB of a mean squared error of values in [0, 1]."""
+    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
 
 
 @dataclass

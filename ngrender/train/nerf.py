@@ -21,15 +21,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from ..data.transforms import NerfSplit, load_split, pixel_rays
 from ..encoding import grid_geometry
 from ..errors import ConfigError
 from ..reference.camera import unit_box_hits
 from ..model import Model, NetworkConfig, load_network_config
-from .loop import FitResult
+from . import loop
+from .loop import FitResult, psnr_db
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # instant-ngp's configs/nerf/base.json parts that a config may leave out
 DIR_ENCODING = {"otype": "SphericalHarmonics", "degree": 4}
 RGB_NETWORK = {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "Sigmoid", "n_neurons": 64,
@@ -40,54 +42,47 @@ VISIBLE_TRANSMITTANCE = 1e-3
 MAX_LOG_DENSITY = 15.0  # exp() clamp in training only: sigma*dt is far past opaque there, and exp stays finite
 
 
-def occupancy_module(res: int = OCC_RES):
+class OccupancyGrid(nn.Module):
     """The occupancy grid's state as torch buffers (so checkpoints and resume carry it)."""
-    import torch
-    from torch import nn
 
-    class OccupancyGrid(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.res = res
-            n = res ** 3
-            self.register_buffer("density", torch.zeros(n))        # EMA of sigma*dt per cell
-            self.register_buffer("visible", torch.ones(n))         # EMA of the largest transmittance seen
-            self.register_buffer("seen", torch.zeros(n))           # largest transmittance since the last update
-            self.register_buffer("occupied", torch.ones(n, dtype=torch.bool))
+    def __init__(self, res: int = OCC_RES) -> None:
+        super().__init__()
+        self.res = res
+        n = res ** 3
+        self.register_buffer("density", torch.zeros(n))        # EMA of sigma*dt per cell
+        self.register_buffer("visible", torch.ones(n))         # EMA of the largest transmittance seen
+        self.register_buffer("seen", torch.zeros(n))           # largest transmittance since the last update
+        self.register_buffer("occupied", torch.ones(n, dtype=torch.bool))
 
-        def cells(self, p: torch.Tensor) -> torch.Tensor:
-            """Flat cell index x + res*(y + res*z) (reference.nerf.occupancy_cells, clamped to the cube)."""
-            c = torch.clamp((torch.clamp(p, 0.0, 1.0) * self.res).to(torch.int64), max=self.res - 1)
-            return c[..., 0] + self.res * (c[..., 1] + self.res * c[..., 2])
+    def cells(self, p: torch.Tensor) -> torch.Tensor:
+        """Flat cell index x + res*(y + res*z) (reference.nerf.occupancy_cells, clamped to the cube)."""
+        c = torch.clamp((torch.clamp(p, 0.0, 1.0) * self.res).to(torch.int64), max=self.res - 1)
+        return c[..., 0] + self.res * (c[..., 1] + self.res * c[..., 2])
 
-        def points(self, cells: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
-            xyz = torch.stack([cells % self.res, (cells // self.res) % self.res, cells // self.res ** 2], dim=1)
-            return (xyz.to(torch.float32) + jitter) / self.res
+    def points(self, cells: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
+        xyz = torch.stack([cells % self.res, (cells // self.res) % self.res, cells // self.res ** 2], dim=1)
+        return (xyz.to(torch.float32) + jitter) / self.res
 
-        def update(self, optical_thickness, cells: torch.Tensor, jitter: torch.Tensor, warm: bool) -> None:
-            """Decay, then max with sigma*dt at the given cells; recompute the bit field."""
-            new = torch.cat([optical_thickness(self.points(chunk, j))
-                             for chunk, j in zip(cells.split(1 << 16), jitter.split(1 << 16))])
-            self.density.mul_(OCC_DECAY).scatter_reduce_(0, cells, new, "amax")
-            self.visible.mul_(OCC_DECAY)
-            torch.maximum(self.visible, self.seen, out=self.visible)
-            self.seen.zero_()
-            if warm:
-                threshold = min(MIN_OPTICAL_THICKNESS, float(self.density.mean()))
-                self.occupied.copy_(self.density > threshold)
+    def update(self, optical_thickness, cells: torch.Tensor, jitter: torch.Tensor, warm: bool) -> None:
+        """Decay, then max with sigma*dt at the given cells; recompute the bit field."""
+        new = torch.cat([optical_thickness(self.points(chunk, j))
+                         for chunk, j in zip(cells.split(1 << 16), jitter.split(1 << 16))])
+        self.density.mul_(OCC_DECAY).scatter_reduce_(0, cells, new, "amax")
+        self.visible.mul_(OCC_DECAY)
+        torch.maximum(self.visible, self.seen, out=self.visible)
+        self.seen.zero_()
+        if warm:
+            threshold = min(MIN_OPTICAL_THICKNESS, float(self.density.mean()))
+            self.occupied.copy_(self.density > threshold)
 
-        def cube(self) -> np.ndarray:
-            """(res, res, res) uint8 [z, y, x], the model's ``occupancy`` tensor."""
-            return self.occupied.to(torch.uint8).reshape(self.res, self.res, self.res).numpy().copy()
-
-    return OccupancyGrid()
+    def cube(self) -> np.ndarray:
+        """(res, res, res) uint8 [z, y, x], the model's ``occupancy`` tensor."""
+        return self.occupied.to(torch.uint8).reshape(self.res, self.res, self.res).numpy().copy()
 
 
 def segment_exclusive_sum(values, ray, n_rays: int):
     """Per sample, the sum of the earlier samples' values on the same ray (samples sorted by ray), and the
     per-ray totals; float64 so the global running sum keeps the per-ray differences exact enough."""
-    import torch
-
     total = torch.cumsum(values.double(), 0)
     before = total - values.double()
     counts = torch.bincount(ray, minlength=n_rays)
@@ -127,8 +122,7 @@ def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None
         got = ref.render(model, width, height, view, radiance)[0].astype(np.float64) / 255.0
         rgba = split.rgba[k].astype(np.float64)
         want = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
-        mse = float(np.mean((got - want) ** 2))
-        psnrs.append(99.0 if mse == 0 else -10 * math.log10(mse))
+        psnrs.append(psnr_db(float(np.mean((got - want) ** 2))))
     return {"psnr_db": float(np.mean(psnrs)), "psnr_min_db": float(np.min(psnrs)), "test_views": len(psnrs),
             "eval_size": [width, height]}
 
@@ -138,12 +132,9 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
           n_steps: int = 1024, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
           dtype: str = "float16", eval_views: int | None = None) -> FitResult:
     """``batch`` is the target number of network samples per step; the rays per step adapt to it."""
-    import torch
-
-    from . import loop
     from .torch_field import TorchNerf
 
-    config = load_nerf_config(config_path or CONFIG_DIR / f"nerf_{encoding}.json")
+    config = load_nerf_config(loop.config_file("nerf", encoding, config_path))
     train_split = load_split(data, "train")
     test_split = load_split(data, "test")
     rng = np.random.default_rng(seed)
@@ -151,7 +142,7 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     start = time.perf_counter()
     nerf = TorchNerf(grid_geometry(config["encoding"], 3), NetworkConfig.from_json(config["network"]),
                      NetworkConfig.from_json(config["rgb_network"]), 16, int(config["dir_encoding"].get("degree", 4)))
-    grid = occupancy_module()
+    grid = OccupancyGrid()
     trainee = torch.nn.ModuleDict({"nerf": nerf, "occupancy": grid})
     trainee.register_buffer("progress", torch.tensor([0, 1024], dtype=torch.int64))  # (step, rays per step)
     optimizer = loop.adam_groups(nerf.density.grid.parameters(),

@@ -17,9 +17,9 @@ import numpy as np
 from ..encoding import grid_geometry
 from ..errors import ConfigError
 from ..model import NetworkConfig, load_network_config
+from . import loop
 from .loop import FitResult
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 MESH_NAMES = {"bunny": "meshes/bunny.off", "armadillo": "meshes/armadillo.off",
               "dragon": "meshes/dragon_vrip_res2.ply.gz"}
 FIT_SIDE = 0.8
@@ -118,11 +118,10 @@ def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | No
           dtype: str = "float16") -> FitResult:
     import torch
 
-    from . import loop
     from .torch_field import TorchField
 
     path = resolve_mesh(str(mesh))
-    config = load_network_config(config_path or CONFIG_DIR / f"sdf_{encoding}.json")
+    config = load_network_config(loop.config_file("sdf", encoding, config_path))
     raw_vertices, faces = load_mesh(path)
     vertices, scale, offset = fit_unit_cube(raw_vertices)
     rng = np.random.default_rng(seed)

@@ -19,9 +19,9 @@ import numpy as np
 from ..encoding import grid_geometry
 from ..errors import ConfigError
 from ..model import Model, NetworkConfig, load_network_config
-from .loop import FitResult
+from . import loop
+from .loop import FitResult, psnr_db
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 VOLUME_NAMES = {"head-ct": "volumes/Cranium.inv3"}
 FIT_SIDE = 0.9
 AIR_HU = -1024.0
@@ -132,7 +132,7 @@ def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 
         got = ref.render(model, size, size, v, network=torch_network(model))[0].astype(np.float64)
         want = ref.render(model, size, size, v, network=sampler.network())[0].astype(np.float64)
         mse = np.mean((got - want) ** 2) / 255.0 ** 2
-        psnrs.append(99.0 if mse == 0 else -10 * np.log10(mse))
+        psnrs.append(psnr_db(mse))
     return {"psnr_db": float(np.mean(psnrs)), "psnr_views_db": [round(float(p), 2) for p in psnrs],
             "eval_size": size}
 
@@ -143,11 +143,10 @@ def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | 
           dtype: str = "float16") -> FitResult:
     import torch
 
-    from . import loop
     from .torch_field import TorchField
 
     path = resolve_volume(str(volume))
-    config = load_network_config(config_path or CONFIG_DIR / f"volume_{encoding}.json")
+    config = load_network_config(loop.config_file("volume", encoding, config_path))
     scan = load_scan(path)
     sampler = ScanSampler(scan)
     rng = np.random.default_rng(seed)

@@ -9,6 +9,20 @@ void primary_ray(uvec2 gid, out vec3 d, out float t_near, out float t_far) {
     unit_box_hits(pc.cam_o.xyz, d, t_near, t_far);
 }
 
+// The fixed-step marchers' (volume, NeRF) ray start: the first sample half a step (pc.cam_z.w) past the cube's
+// entry, nothing composited, transmittance 1, the exit distance in t_far.x; false on a miss.
+bool march_start(uvec2 gid, out vec4 d_t, out vec4 colour_trans, out vec4 t_far, out ivec4 count) {
+    vec3 d;
+    float t_near, t_exit;
+    primary_ray(gid, d, t_near, t_exit);
+    precise float t = t_near + 0.5 * pc.cam_z.w;
+    d_t = vec4(d, t);
+    colour_trans = vec4(0.0, 0.0, 0.0, 1.0);
+    t_far = vec4(t_exit, 0.0, 0.0, 0.0);
+    count = ivec4(0);
+    return t_near <= t_exit;
+}
+
 // Front-to-back emission-absorption compositing of one sample (colour c, density sigma, step dt) into
 // (colour, transmittance); returns the sample's weight.
 float composite(inout vec4 colour_trans, vec3 c, float sigma, float dt) {

@@ -48,15 +48,7 @@ float steps_to_leave(ivec3 cell, vec3 p, vec3 d, float t, float dt) {
 }
 
 bool ray_init(uvec2 gid, out Ray r) {
-    vec3 d;
-    float t_near, t_far;
-    primary_ray(gid, d, t_near, t_far);
-    precise float t = t_near + 0.5 * pc.cam_z.w;
-    r.d_t = vec4(d, t);
-    r.colour_trans = vec4(0.0, 0.0, 0.0, 1.0);
-    r.tfar_depth = vec4(t_far, 0.0, 0.0, 0.0);
-    r.count = ivec4(0);
-    return t_near <= t_far;
+    return march_start(gid, r.d_t, r.colour_trans, r.tfar_depth, r.count);
 }
 
 bool next_sample(inout Ray r, out vec4 s) {
