@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .bench import ROOT, open_session, scene_for
 from .errors import ConfigError, NgrenderError
+from .fileio import save_figure, write_text
 from .session import RenderSession
 
 ENCODINGS = ("hash", "dense", "lowres")
@@ -94,7 +95,7 @@ def chart(rows: list[dict], path: Path) -> None:
     ax.set_title(f"Kernel breakdown on {rows[0]['device']} ({rows[0]['size']}x{rows[0]['size']})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -121,8 +122,8 @@ def breakdown(apps: list[str], encodings: list[str] | None = None, size: int = 2
               "paper": {"encoding_mlp_pct": PAPER_ENCODING_MLP_PCT, "hash_split_pct": PAPER_HASH_SPLIT_PCT,
                         "rest_fusion_speedup": PAPER_REST_FUSION, "device": "RTX 3090 (instant-ngp)"},
               "rows": rows}
-    (out / "breakdown.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "breakdown.md").write_text(markdown(rows))
+    write_text(out / "breakdown.json", json.dumps(report, indent=2) + "\n")
+    write_text(out / "breakdown.md", markdown(rows))
     chart(rows, out / "breakdown.png")
     print(f"\nwrote {out / 'breakdown.json'}, {out / 'breakdown.md'}, {out / 'breakdown.png'}")
     return rows

@@ -4,16 +4,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import NgrenderError
+
 CACHE_ENV = "NGRENDER_CACHE_DIR"
 
 
 def cache_dir() -> Path:
     """``$NGRENDER_CACHE_DIR``, else ``$XDG_CACHE_HOME/ngrender``, else ``~/.cache/ngrender``."""
     if os.environ.get(CACHE_ENV):
-        root = Path(os.environ[CACHE_ENV])
+        root, what = Path(os.environ[CACHE_ENV]), CACHE_ENV
     else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ngrender"
-    root.mkdir(parents=True, exist_ok=True)
+        root, what = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ngrender", "the cache folder"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NgrenderError(f"{what} {root} cannot be used: {exc.strerror or exc}; point {CACHE_ENV} at a folder "
+                            "you can write") from None
     return root
 
 
@@ -24,6 +30,9 @@ def configure_driver_cache() -> None:
     """
     if "MESA_SHADER_CACHE_DIR" not in os.environ:
         path = cache_dir() / "mesa"
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # a read-only cache: the driver compiles without one (Mesa verifies its own entries)
         os.environ["MESA_SHADER_CACHE_DIR"] = str(path)
     os.environ.setdefault("MESA_SHADER_CACHE_MAX_SIZE", "1G")

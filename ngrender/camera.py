@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import validate
 from .errors import ConfigError
 
 
@@ -63,22 +64,27 @@ def orbit(azimuth_deg: float, elevation_deg: float, radius: float, target=(0.5, 
     return look_at(np.asarray(target) + offset, target, fov_x_deg=fov_x_deg)
 
 
+CAMERA_KEYS = ("transform_matrix", "orbit", "fov_x", "camera_angle_x")
+ORBIT_KEYS = ("azimuth", "elevation", "radius", "target")
+
+
 def camera_from_json(data: Mapping[str, Any], where: str = "camera") -> Camera:
     """``{"transform_matrix": 4x4, "fov_x": deg}`` or ``{"orbit": {"azimuth", "elevation", "radius"}, "fov_x"}``
     (``camera_angle_x`` in radians is accepted as in transforms.json)."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be an object")
-    fov = data.get("fov_x")
-    if fov is None and "camera_angle_x" in data:
-        fov = math.degrees(float(data["camera_angle_x"]))
-    try:
-        fov = float(50.0 if fov is None else fov)
-        if "transform_matrix" in data:
-            return Camera(np.asarray(data["transform_matrix"], dtype=np.float64), fov)
-        if "orbit" in data:
-            o = data["orbit"]
-            return orbit(float(o.get("azimuth", 0.0)), float(o.get("elevation", 0.0)), float(o.get("radius", 1.5)),
-                         tuple(o.get("target", (0.5, 0.5, 0.5))), fov)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    data = validate.obj(data, where, CAMERA_KEYS)
+    if "fov_x" in data:
+        fov = validate.number(data["fov_x"], f"{where}.fov_x", 1.0, 170.0)
+    elif "camera_angle_x" in data:
+        fov = math.degrees(validate.number(data["camera_angle_x"], f"{where}.camera_angle_x", 0.0, math.pi,
+                                           lo_open=True, hi_open=True))
+    else:
+        fov = 50.0
+    if "transform_matrix" in data:
+        return Camera(np.asarray(validate.matrix(data["transform_matrix"], f"{where}.transform_matrix", 4, 4)), fov)
+    if "orbit" in data:
+        o = validate.obj(data["orbit"], f"{where}.orbit", ORBIT_KEYS)
+        return orbit(validate.number(o.get("azimuth", 0.0), f"{where}.orbit.azimuth"),
+                     validate.number(o.get("elevation", 0.0), f"{where}.orbit.elevation", -90.0, 90.0),
+                     validate.number(o.get("radius", 1.5), f"{where}.orbit.radius", 0.0, 1e6, lo_open=True),
+                     validate.numbers(o.get("target", [0.5, 0.5, 0.5]), f"{where}.orbit.target", 3), fov)
     raise ConfigError(f"{where} needs 'transform_matrix' or 'orbit'")

@@ -3,36 +3,56 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .apps import APPS
 from .apps.base import MLP_DISPATCHES, PIPELINES
 from .apps.wavefront import ENCODE_DISPATCHES
 from .errors import NgrenderError
+from .fileio import check_output, write_json
+from .render import MAX_SIDE, check_frame_size
+from .scene import default_scene
 
 
-def _window(text: str) -> tuple[float, float, float, float]:
+def _numbers(text: str) -> tuple[float, ...]:
+    """Comma-separated finite numbers (an empty tuple if any is not one)."""
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"window {text!r} must be four numbers x0,y0,x1,y1") from None
+        return ()
+    return values if all(math.isfinite(v) for v in values) else ()
+
+
+def _window(text: str) -> tuple[float, float, float, float]:
+    values = _numbers(text)
     if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"window {text!r} must be four numbers x0,y0,x1,y1")
+        raise argparse.ArgumentTypeError(f"window {text!r} must be four numbers x0,y0,x1,y1, all finite")
     return values
 
 
 def _orbit(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
+    values = _numbers(text)
     if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"orbit {text!r} must be three numbers azimuth,elevation,radius")
+        raise argparse.ArgumentTypeError(f"orbit {text!r} must be three numbers azimuth,elevation,radius, all finite")
     return values
+
+
+def _fov(text: str) -> float:
+    values = _numbers(text)
+    if len(values) != 1 or not 1.0 <= values[0] <= 170.0:
+        raise argparse.ArgumentTypeError(f"field of view {text!r} must be a number of degrees in 1..170")
+    return values[0]
+
+
+def _scale(text: str) -> float:
+    values = _numbers(text)
+    if len(values) != 1 or not 0.0 < values[0] <= 1.0:
+        raise argparse.ArgumentTypeError(f"resolution scale {text!r} must be a number in (0, 1]")
+    return values[0]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -40,8 +60,8 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r} must look like 1024x1024") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"size {text!r} must be 1..{MAX_SIDE} on each side")
     return w, h
 
 
@@ -55,14 +75,21 @@ def _positive(text: str) -> int:
     return value
 
 
-def _check_writable(path: Path) -> None:
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise NgrenderError(f"cannot write {path}: folder {parent} does not exist")
-    if path.is_dir():
-        raise NgrenderError(f"cannot write {path}: it is a directory")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise NgrenderError(f"cannot write {path}: permission denied")
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage mistakes are one ``ngrender: error:`` line too (``--help`` still prints the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"ngrender: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
@@ -87,7 +114,8 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
 
 
 def _ngpc_arch_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ngpc-preset", default="NGPC-8", help="NGPC-8, NGPC-16, NGPC-32 or NGPC-64 (configs/ngpc.json)")
+    p.add_argument("--ngpc-preset", default=None,
+                   help="NGPC-8 (default), NGPC-16, NGPC-32 or NGPC-64 (configs/ngpc.json)")
     p.add_argument("--ngpc-set", action="append", metavar="KEY=VALUE",
                    help="override an NGPC parameter, e.g. storage_precision=fp32 or clock_ghz=1.5 (repeatable)")
 
@@ -111,20 +139,25 @@ def _ngpc_overrides(items: list[str] | None) -> dict:
 
 def _pipeline_options(args: argparse.Namespace) -> dict:
     options = {"pipeline": args.pipeline, "mlp_dispatch": args.mlp_dispatch, "encode_dispatch": args.encode_dispatch}
+    if args.dispatch != "ngpc" and (args.ngpc_set or args.ngpc_preset):
+        raise NgrenderError("--ngpc-preset and --ngpc-set apply to the simulated NGPC only: add --dispatch ngpc")
     if args.dispatch == "ngpc":
         from .ngpc.arch import load_arch
         if args.pipeline != "fused":
             raise NgrenderError("--dispatch ngpc runs its own pipeline (the GPU's fused rest-of-kernels beside the "
                                 "engines); leave --pipeline out")
-        options.update(pipeline="ngpc", ngpc_arch=load_arch(args.ngpc_preset, **_ngpc_overrides(args.ngpc_set)))
+        options.update(pipeline="ngpc", ngpc_arch=load_arch(args.ngpc_preset or "NGPC-8",
+                                                              **_ngpc_overrides(args.ngpc_set)))
     return options
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from .session import RenderSession
 
-    out = Path(args.out)
-    _check_writable(out)
+    out = check_output(args.out, force=True)
+    if out.suffix.lower() not in (".png", ""):
+        raise NgrenderError(f"--out {out}: ngrender writes PNG images; name the file *.png")
+    check_frame_size(args.width or 1, args.height or 1)
     with RenderSession.from_scene(args.scene, device=args.device, variant=args.variant, tile=args.tile,
                                   validation=args.validation, **_pipeline_options(args)) as session:
         width = args.width or session.scene.width
@@ -139,9 +172,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             from tqdm import tqdm
             bar = tqdm(total=height, unit="row", desc="render")
             progress = lambda done, total: bar.update(done - bar.n)  # noqa: E731
-        stats = session.renderer.render_to_png(out, width, height, view, progress)
+        stats = session.renderer.render_to_png(out, width, height, view, progress, check=session.check_validation)
         print(f"{out}: {stats.summary()} [{session.device.info.name}, {session.app.variant} variant]")
-        session.check_validation()
     return 0
 
 
@@ -194,76 +226,78 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_outputs(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """The files a trainer writes (model, checkpoint, scene), checked before training starts: none may
+    replace an existing file unless --force, except the checkpoint being resumed."""
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise NgrenderError(f"--out {out}: a model file is named *.safetensors (the checkpoint and the scene "
+                            "are written beside it as .ckpt and .json)")
+    checkpoint, scene = out.with_suffix(".ckpt"), out.with_suffix(".json")
+    resumed = args.resume is not None and os.path.realpath(args.resume) == os.path.realpath(checkpoint)
+    check_output(out, args.force)
+    check_output(checkpoint, args.force, created_here=resumed)
+    check_output(scene, args.force)
+    return out, checkpoint, scene
+
+
+def _quality(app: str, m: dict) -> str:
+    """The trainer's quality figures in words."""
+    if app == "gigapixel":
+        return f"PSNR {m['psnr_db']:.2f} dB against the source image at {m['source_size'][0]}x{m['source_size'][1]}"
+    if app == "sdf":
+        return (f"surface error {m['surface_error_mean']:.5f} mean ({m['surface_error_pct_diagonal']:.3f}% of "
+                f"the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}%")
+    if app == "nerf":
+        if m["psnr_db"] is None:
+            return m["note"]
+        return (f"PSNR {m['psnr_db']:.2f} dB (lowest view {m['psnr_min_db']:.2f} dB) on {m['test_views']} held-out "
+                f"test views at {m['eval_size'][0]}x{m['eval_size'][1]}")
+    return (f"PSNR {m['psnr_db']:.2f} dB against direct volume rendering of the raw scan "
+            f"({len(m['psnr_views_db'])} views at {m['eval_size']}x{m['eval_size']})")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401
     except ImportError as exc:
         raise NgrenderError(f"training needs the [train] extra (PyTorch CPU): {exc}") from None
-    out = Path(args.out)
-    _check_writable(out)
-    if args.app in ("sdf", "volume", "nerf"):
-        return _train_field(args, out)
-    from .data.images import resolve_image
-    from .train import gigapixel as trainer
-    from .train.loop import config_file
+    out, checkpoint, scene_path = _train_outputs(args)
+    resume = Path(args.resume) if args.resume else None
+    common = dict(steps=args.steps, time_budget=args.time_budget, seed=args.seed, checkpoint=checkpoint,
+                  resume=resume, progress=sys.stderr.isatty())
+    if args.app == "gigapixel":
+        from .data.images import resolve_image
+        from .train import gigapixel as trainer
+        from .train.loop import config_file
 
-    image = resolve_image(args.data or args.image)
-    checkpoint = out.with_suffix(".ckpt")
-    config = config_file("gigapixel", args.encoding, args.config)
-    result = trainer.train(image, config, steps=args.steps, time_budget=args.time_budget,
-                           batch=args.batch or 1 << 16, seed=args.seed, checkpoint=checkpoint,
-                           resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty())
-    result.model.save(out)
-    config_path = out.with_suffix(".json")  # the tcnn config actually used (per_level_scale filled in)
-    config_path.write_text(json.dumps({"encoding": result.model.encoding, "network": result.model.network},
-                                      indent=2) + "\n")
-    size = out.stat().st_size / 2**20
-    print(f"{out} (+ {config_path.name}): {result.model.geometry.describe()}; "
-          f"{result.model.n_params:,} parameters, {size:.2f} MiB; "
-          f"{result.steps} steps in {result.seconds:.0f} s; PSNR {result.psnr:.2f} dB against {image.name} "
-          f"at {result.model.extra['source_size'][0]}x{result.model.extra['source_size'][1]}")
-    return 0
-
-
-def _train_field(args: argparse.Namespace, out: Path) -> int:
-    """The 3D trainers (sdf, volume, nerf): same options, checkpoint OUT.ckpt, each with its own quality figures."""
-    options = {}
-    if args.app == "sdf":
-        from .train import sdf as trainer
-        source = args.data or args.mesh
-
-        def quality(m: dict) -> str:
-            return (f"surface error {m['surface_error_mean']:.5f} mean ({m['surface_error_pct_diagonal']:.3f}% of "
-                    f"the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}%")
-    elif args.app == "nerf":
-        from .train import nerf as trainer
-        if not args.data:
-            raise NgrenderError("train nerf needs --data FOLDER (a transforms.json data set; make one with "
-                                "`ngrender data nerf-from-mesh bunny data/nerf_bunny`)")
-        source, options = args.data, {"n_steps": args.n_steps}
-
-        def quality(m: dict) -> str:
-            if m["psnr_db"] is None:
-                return m["note"]
-            return (f"PSNR {m['psnr_db']:.2f} dB (lowest view {m['psnr_min_db']:.2f} dB) on {m['test_views']} held-out "
-                    f"test views at {m['eval_size'][0]}x{m['eval_size'][1]}")
+        image = resolve_image(args.data or args.image)
+        result = trainer.train(image, config_file("gigapixel", args.encoding, args.config),
+                               batch=args.batch or 1 << 16, **common)
+        metrics = {"psnr_db": result.psnr, "source_size": result.model.extra["source_size"]}
+        seconds = result.seconds
     else:
-        from .train import volume as trainer
-        source = args.data or args.volume
-
-        def quality(m: dict) -> str:
-            return (f"PSNR {m['psnr_db']:.2f} dB against direct volume rendering of the raw scan "
-                    f"({len(m['psnr_views_db'])} views at {m['eval_size']}x{m['eval_size']}; density_scale "
-                    f"{trainer.DENSITY_SCALE:g})")
-    checkpoint = out.with_suffix(".ckpt")
-    result = trainer.train(source, args.encoding, args.config, steps=args.steps, time_budget=args.time_budget,
-                           batch=args.batch or 1 << (15 if args.app == "nerf" else 14), seed=args.seed,
-                           checkpoint=checkpoint, resume=Path(args.resume) if args.resume else None,
-                           progress=sys.stderr.isatty(), **options)
+        options = {}
+        if args.app == "sdf":
+            from .train import sdf as trainer
+            source = args.data or args.mesh
+        elif args.app == "nerf":
+            from .train import nerf as trainer
+            if not args.data:
+                raise NgrenderError("train nerf needs --data FOLDER (a transforms.json data set; make one with "
+                                    "`ngrender data nerf-from-mesh bunny data/nerf_bunny`)")
+            source, options = args.data, {"n_steps": args.n_steps}
+        else:
+            from .train import volume as trainer
+            source = args.data or args.volume
+        result = trainer.train(source, args.encoding, args.config,
+                               batch=args.batch or 1 << (15 if args.app == "nerf" else 14), **common, **options)
+        metrics, seconds = result.metrics, result.model.extra["train_seconds"]
     result.model.save(out)
-    print(f"{out}: {result.model.geometry.describe()}; {result.model.n_params:,} parameters, "
-          f"{out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, {result.model.extra['train_seconds']:.0f} s "
-          f"of training; {quality(result.metrics)} (checkpoint: {checkpoint})")
+    write_json(scene_path, default_scene(result.model, out.name))
+    print(f"{out} (+ {scene_path.name}, {checkpoint.name}): {result.model.geometry.describe()}; "
+          f"{result.model.n_params:,} parameters, {out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, "
+          f"{seconds:.0f} s of training; {_quality(args.app, metrics)}")
     return 0
 
 
@@ -313,12 +347,14 @@ def cmd_ngpc(args: argparse.Namespace) -> int:
 
     overrides = _ngpc_overrides(args.ngpc_set)
     if args.action == "arch":
-        arch = load_arch(args.ngpc_preset, **overrides)
+        arch = load_arch(args.ngpc_preset or "NGPC-8", **overrides)
         print(f"{arch.name} (configs/ngpc.json)")
         for name, value in arch.values.items():
             print(f"  {name:<34} {value!s:<10} {arch.sources[name]}")
         return 0
     from .ngpc.report import report
+    if args.ngpc_preset:
+        raise NgrenderError("ngpc report measures the presets given by --presets; --ngpc-preset is for ngpc arch")
     w, h = args.resolution
     report(args.profile, args.apps, args.encodings, args.presets, resolution=(w, h), size=args.size,
            repeats=args.repeats, out_dir=args.out_dir, device=args.device, overrides=overrides,
@@ -327,7 +363,7 @@ def cmd_ngpc(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ngrender", description="Neural-graphics renderer on Vulkan compute.")
+    parser = ArgumentParser(prog="ngrender", description="Neural-graphics renderer on Vulkan compute.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("render", help="render a scene to a PNG (any size: large frames are tiled and streamed)")
@@ -344,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "steps; nerf: rgb depth opacity samples)")
     p.add_argument("--orbit", type=_orbit, help="3D apps: camera on an orbit around the cube's centre, "
                                                 "AZIMUTH,ELEVATION,RADIUS (degrees, degrees, cube units)")
-    p.add_argument("--fov", type=float, default=50.0, help="horizontal field of view with --orbit (degrees)")
+    p.add_argument("--fov", type=_fov, default=50.0, help="horizontal field of view with --orbit (degrees)")
     _pipeline_args(p)
     _device_args(p)
     p.set_defaults(func=cmd_render)
@@ -376,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scene", help="scene JSON file")
     p.add_argument("--size", type=_size, default=(960, 540), help="window size (default 960x540)")
     p.add_argument("--pipeline", choices=PIPELINES, default="fused", help="start with this pipeline")
-    p.add_argument("--scale", type=float, default=None,
+    p.add_argument("--scale", type=_scale, default=None,
                    help="resolution scale (default 0.5 on CPU drivers, 1 on GPUs); the overlay can change it")
     p.add_argument("--no-vsync", action="store_true", help="present without waiting for vertical sync")
     _device_args(p)
@@ -424,26 +460,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="tcnn/instant-ngp network config JSON")
     p.add_argument("--out", required=True, help="output model (.safetensors)")
     p.add_argument("--steps", type=_positive, default=20000)
-    p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--time-budget", type=_seconds, default=None, help="stop after this many seconds")
     p.add_argument("--batch", type=_positive, default=None,
                    help="samples per step (gigapixel 65536, sdf and volume 16384, nerf 32768 network samples: "
                         "the rays per step adapt)")
     p.add_argument("--resume", help="continue from a checkpoint (OUT.ckpt, written every 500 steps and at the end)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true",
+                   help="replace existing output files (the model, its .ckpt and its .json scene)")
     p.set_defaults(func=cmd_train)
     return parser
 
 
+def _say(line: str) -> None:
+    """One line on stderr, if there is a stderr to write to."""
+    try:
+        if sys.stderr is not None:
+            print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every failure is one ``ngrender: error:`` line and a non-zero exit: user mistakes
+    (NgrenderError), the system refusing (a full disk, a closed pipe, no memory), and, as a last resort, an
+    internal error (a bug: NGRENDER_DEBUG=1 shows its traceback)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except NgrenderError as exc:
-        print(f"ngrender: error: {exc}", file=sys.stderr)
+        _say(f"ngrender: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("ngrender: interrupted", file=sys.stderr)
+        _say("ngrender: interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader went away (``ngrender ... | head``): nothing more can be said on stdout.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        return 141
+    except MemoryError:
+        _say("ngrender: error: out of memory; use a smaller frame, tile, batch or model")
+        return 2
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        _say(f"ngrender: error: {exc.strerror or exc}{where}")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug, still one line
+        if os.environ.get("NGRENDER_DEBUG"):
+            raise
+        _say(f"ngrender: error: internal error ({type(exc).__name__}: {exc}); please report it "
+             "(NGRENDER_DEBUG=1 shows the traceback)")
+        return 70
 
 
 if __name__ == "__main__":

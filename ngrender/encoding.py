@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import validate
 from .errors import ConfigError
 
 # instant-ngp's coherent prime hash (tcnn common_device.h); the first prime is 1 on purpose.
@@ -103,9 +104,10 @@ def per_level_scale_for(base_resolution: int, finest_resolution: float, n_levels
 
 def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
     """Level layout from a tiny-cuda-nn encoding config (``otype`` HashGrid / DenseGrid / TiledGrid / Grid)."""
-    otype = str(encoding.get("otype", "")).lower()
+    encoding = validate.obj(encoding, "encoding")
+    otype = validate.string(encoding.get("otype", ""), "encoding.otype").lower() if "otype" in encoding else ""
     if otype == "grid":
-        kind = str(encoding.get("type", "hash")).lower()
+        kind = validate.string(encoding.get("type", "Hash"), "encoding.type").lower()
     elif otype in GRID_KINDS:
         kind = GRID_KINDS[otype]
     else:
@@ -113,25 +115,16 @@ def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
                           f"(expected one of HashGrid, DenseGrid, SimplexHashGrid, Grid)")
     if kind not in ("hash", "dense", "simplex"):
         raise ConfigError(f"grid type {kind!r} is not supported (Hash, Dense or Simplex)")
-    interpolation = str(encoding.get("interpolation", "Linear"))
+    interpolation = validate.string(encoding.get("interpolation", "Linear"), "encoding.interpolation")
     if interpolation.lower() != "linear":
         raise ConfigError(f"grid interpolation {interpolation!r} is not supported (only Linear)")
-    try:
-        n_levels = int(encoding.get("n_levels", 16))
-        n_features = int(encoding.get("n_features_per_level", 2))
-        log2_t = int(encoding.get("log2_hashmap_size", 19))
-        base = int(encoding.get("base_resolution", 16))
-        b = float(encoding.get("per_level_scale", 2.0))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"grid encoding has a non-numeric field: {exc}") from None
-    if not 1 <= n_levels <= 32:
-        raise ConfigError(f"n_levels must be in 1..32, got {n_levels}")
+    n_levels = validate.integer(encoding.get("n_levels", 16), "encoding.n_levels", 1, 32)
+    n_features = validate.integer(encoding.get("n_features_per_level", 2), "encoding.n_features_per_level")
     if n_features not in (1, 2, 4, 8):
-        raise ConfigError(f"n_features_per_level must be 1, 2, 4 or 8, got {n_features}")
-    if not 3 <= log2_t <= 30:
-        raise ConfigError(f"log2_hashmap_size must be in 3..30, got {log2_t}")
-    if base < 1 or b < 1.0:
-        raise ConfigError(f"base_resolution must be >= 1 and per_level_scale >= 1, got {base}, {b}")
+        raise ConfigError(f"encoding.n_features_per_level must be 1, 2, 4 or 8, got {n_features}")
+    log2_t = validate.integer(encoding.get("log2_hashmap_size", 19), "encoding.log2_hashmap_size", 3, 30)
+    base = validate.integer(encoding.get("base_resolution", 16), "encoding.base_resolution", 1, 1 << 20)
+    b = validate.number(encoding.get("per_level_scale", 2.0), "encoding.per_level_scale", 1.0, 64.0)
     if n_dims not in (2, 3):
         raise ConfigError(f"grid encodings take 2 or 3 input dimensions, got {n_dims}")
 

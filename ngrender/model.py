@@ -23,7 +23,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from .encoding import GridGeometry, grid_geometry
+from . import validate
 from .errors import ConfigError
+from .fileio import parse_json, read_json, regular_file, write_bytes
+from .limits import check_host_memory
 
 FORMAT_VERSION = 1
 HIDDEN_ACTIVATIONS = ("relu",)
@@ -41,25 +44,20 @@ class NetworkConfig:
     output_activation: str
 
     @classmethod
-    def from_json(cls, network: Mapping[str, Any]) -> "NetworkConfig":
-        otype = str(network.get("otype", "FullyFusedMLP"))
-        if otype.lower() not in MLP_OTYPES:
+    def from_json(cls, network: Mapping[str, Any], where: str = "network") -> "NetworkConfig":
+        network = validate.obj(network, where)
+        otype = network.get("otype", "FullyFusedMLP")
+        if not isinstance(otype, str) or otype.lower() not in MLP_OTYPES:
             raise ConfigError(f"network otype {otype!r} is not an MLP (FullyFusedMLP, CutlassMLP)")
-        act = str(network.get("activation", "ReLU")).lower()
-        out_act = str(network.get("output_activation", "None")).lower()
+        act = validate.string(network.get("activation", "ReLU"), f"{where}.activation").lower()
+        out_act = validate.string(network.get("output_activation", "None"), f"{where}.output_activation").lower()
         if act not in HIDDEN_ACTIVATIONS:
             raise ConfigError(f"hidden activation {network.get('activation')!r} is not supported (ReLU)")
         if out_act not in OUTPUT_ACTIVATIONS:
             raise ConfigError(f"output activation {network.get('output_activation')!r} is not one of "
                               "None, ReLU, Sigmoid, Exponential")
-        try:
-            n_neurons = int(network.get("n_neurons", 64))
-            n_hidden = int(network.get("n_hidden_layers", 2))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"network has a non-numeric field: {exc}") from None
-        if not 1 <= n_neurons <= 256 or not 1 <= n_hidden <= 8:
-            raise ConfigError(f"network size out of range: n_neurons {n_neurons} (1..256), "
-                              f"n_hidden_layers {n_hidden} (1..8)")
+        n_neurons = validate.integer(network.get("n_neurons", 64), f"{where}.n_neurons", 1, 256)
+        n_hidden = validate.integer(network.get("n_hidden_layers", 2), f"{where}.n_hidden_layers", 1, 8)
         return cls(n_neurons, n_hidden, act, out_act)
 
     def layer_shapes(self, n_in: int, n_out: int) -> list[tuple[int, int]]:
@@ -88,13 +86,13 @@ class Model:
     occupancy: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.geometry: GridGeometry = grid_geometry(self.encoding, self.n_input_dims)
+        self.geometry: GridGeometry = grid_geometry(validate.obj(self.encoding, "encoding"), self.n_input_dims)
         self.net: NetworkConfig = NetworkConfig.from_json(self.network)
         self.grid = [np.ascontiguousarray(g, dtype=np.float32) for g in self.grid]
         self.layers = [np.ascontiguousarray(w, dtype=np.float32) for w in self.layers]
         self.rgb_net: NetworkConfig | None = None
         if self.rgb_network is not None:
-            self.rgb_net = NetworkConfig.from_json(self.rgb_network)
+            self.rgb_net = NetworkConfig.from_json(self.rgb_network, "rgb_network")
             self.rgb_layers = [np.ascontiguousarray(w, dtype=np.float32) for w in self.rgb_layers or []]
         if self.occupancy is not None:
             self.occupancy = np.ascontiguousarray(self.occupancy, dtype=np.uint8)
@@ -105,12 +103,10 @@ class Model:
         """Spherical-harmonics degree of the direction encoding (0 when there is none)."""
         if self.dir_encoding is None:
             return 0
-        if str(self.dir_encoding.get("otype", "")).lower() != "sphericalharmonics":
-            raise ConfigError(f"dir_encoding {self.dir_encoding.get('otype')!r} is not SphericalHarmonics")
-        degree = int(self.dir_encoding.get("degree", 4))
-        if not 1 <= degree <= 4:
-            raise ConfigError(f"spherical-harmonics degree must be 1..4, got {degree}")
-        return degree
+        encoding = validate.obj(self.dir_encoding, "dir_encoding")
+        validate.string(str(encoding.get("otype", "")).lower(), "dir_encoding.otype (lower case)",
+                        ("sphericalharmonics",))
+        return validate.integer(encoding.get("degree", 4), "dir_encoding.degree", 1, 4)
 
     def validate(self) -> None:
         """Shapes against the config, finite values; messages name the tensor (callers add the file)."""
@@ -160,7 +156,8 @@ class Model:
         return head
 
     def save(self, path: str | Path, dtype: str | None = None) -> None:
-        from safetensors.numpy import save_file
+        """Write the model file atomically."""
+        from safetensors.numpy import save
 
         dtype = dtype or self.storage_dtype
         tensors = {f"encoding.level.{i}": g.astype(dtype) for i, g in enumerate(self.grid)}
@@ -169,54 +166,110 @@ class Model:
         if self.occupancy is not None:  # 1 bit per cell, as instant-ngp's density bitfield
             tensors["occupancy_bits"] = np.packbits(self.occupancy.ravel() != 0, bitorder="little")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(path), metadata={"ngrender": json.dumps(self.header())})
+        write_bytes(path, save(tensors, metadata={"ngrender": json.dumps(self.header(), allow_nan=False)}))
 
 
 def load_network_config(path: str | Path) -> dict:
     """A tcnn/instant-ngp JSON config (``{"encoding": ..., "network": ...}``; other keys are ignored)."""
-    try:
-        cfg = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"network config {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"network config {path} is not valid JSON: {exc}") from None
-    if not isinstance(cfg, dict) or "encoding" not in cfg or "network" not in cfg:
-        raise ConfigError(f"network config {path} needs 'encoding' and 'network' objects")
+    cfg = read_json(path, "network config")
+    validate.obj(cfg, f"network config {path}", required=("encoding", "network"))
+    validate.obj(cfg["encoding"], f"network config {path}: encoding")
+    validate.obj(cfg["network"], f"network config {path}: network")
     return cfg
 
 
-def load_model(path: str | Path) -> Model:
-    """Read and validate a model file; every problem is a ConfigError naming the file."""
+STORED_DTYPES = ("F16", "F32")
+
+
+@dataclass
+class ModelHeader:
+    """What a model file says about itself, read without its tensors (sizes are checked before loading)."""
+
+    path: Path
+    head: dict
+    geometry: GridGeometry
+    dtypes: dict[str, str]  # tensor name -> safetensors dtype
+
+    @property
+    def app(self) -> str:
+        return self.head["app"]
+
+    @property
+    def half(self) -> bool:
+        return {d for k, d in self.dtypes.items() if not k.startswith("occupancy")} == {"F16"}
+
+    @property
+    def n_mlp_weights(self) -> int:
+        """Weights of every network the config declares (the colour network's input with SH degree 4)."""
+        head, where = self.head, f"{self.path}: metadata"
+        shapes = NetworkConfig.from_json(head["network"], f"{where} network").layer_shapes(
+            self.geometry.n_output_dims, head["n_output_dims"])
+        if "rgb_network" in head:
+            shapes += NetworkConfig.from_json(head["rgb_network"], f"{where} rgb_network").layer_shapes(
+                head["n_output_dims"] + 16, 3)
+        return sum(o * i for o, i in shapes)
+
+
+def read_header(path: str | Path) -> ModelHeader:
+    """The metadata of a model file, validated; every problem is a ConfigError naming the file."""
     from safetensors import SafetensorError
     from safetensors.numpy import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"weights file {path} does not exist")
+    regular_file(path, "weights file")
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            dtypes = {k: str(f.get_slice(k).get_dtype()) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ConfigError(f"{path} is not a readable safetensors file: {exc}") from None
     if "ngrender" not in meta:
         raise ConfigError(f"{path} has no 'ngrender' metadata (not an ngrender model file)")
-    try:
-        head = json.loads(meta["ngrender"])
-        app, n_in, n_out = head["app"], int(head["n_input_dims"]), int(head["n_output_dims"])
-        encoding, network = head["encoding"], head["network"]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: malformed 'ngrender' metadata ({exc})") from None
+    head = validate.obj(parse_json(meta["ngrender"], f"{path}: 'ngrender' metadata"), f"{path}: metadata",
+                        required=("app", "n_input_dims", "n_output_dims", "encoding", "network"))
     if head.get("format") != FORMAT_VERSION:
         raise ConfigError(f"{path}: model format {head.get('format')!r}, this ngrender reads {FORMAT_VERSION}")
+    where = f"{path}: metadata"
+    validate.string(head["app"], f"{where} app")
+    validate.integer(head["n_input_dims"], f"{where} n_input_dims", 1, 3)
+    validate.integer(head["n_output_dims"], f"{where} n_output_dims", 1, 64)
+    for key in ("encoding", "network", "dir_encoding", "rgb_network", "extra"):
+        if key in head:
+            validate.obj(head[key], f"{where} {key}")
+    if "occupancy_side" in head:
+        validate.integer(head["occupancy_side"], f"{where} occupancy_side", 1, 512)
+    for name, dtype in dtypes.items():
+        allowed = ("U8",) if name.startswith("occupancy") else STORED_DTYPES
+        if dtype not in allowed:
+            raise ConfigError(f"{path}: tensor {name} is {dtype}; ngrender stores {' or '.join(allowed)}")
+    try:
+        geometry = grid_geometry(head["encoding"], head["n_input_dims"])
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return ModelHeader(path, head, geometry, dtypes)
+
+
+def load_model(path: str | Path, header: ModelHeader | None = None) -> Model:
+    """Read and validate a model file; every problem is a ConfigError naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import safe_open
+
+    header = header or read_header(path)
+    path, head = header.path, header.head
+    check_host_memory(header.geometry.n_entries * header.geometry.n_features * 4 * 2, f"model {path}",
+                      "a smaller model")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a readable safetensors file: {exc}") from None
     grid = _numbered(tensors, "encoding.level.", path)
     layers = _numbered(tensors, "network.layer.", path)
     rgb_layers = _numbered(tensors, "rgb_network.layer.", path) if "rgb_network" in head else None
-    dtypes = {str(t.dtype) for k, t in tensors.items() if not k.startswith("occupancy")}
     try:
-        return Model(app, n_in, n_out, encoding, network, grid, layers, head.get("extra", {}),
-                     "float16" if dtypes == {"float16"} else "float32", head.get("dir_encoding"),
-                     head.get("rgb_network"), rgb_layers, _occupancy(tensors, head))
+        return Model(head["app"], head["n_input_dims"], head["n_output_dims"], head["encoding"], head["network"],
+                     grid, layers, head.get("extra", {}), "float16" if header.half else "float32",
+                     head.get("dir_encoding"), head.get("rgb_network"), rgb_layers, _occupancy(tensors, head))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -225,9 +278,9 @@ def _occupancy(tensors: dict, head: dict) -> np.ndarray | None:
     """The occupancy cube from its packed bits (or an older file's uint8 cube)."""
     if "occupancy_bits" not in tensors:
         return tensors.get("occupancy")
-    side = int(head.get("occupancy_side", 0))
+    side = head.get("occupancy_side", 0)
     bits = tensors["occupancy_bits"]
-    if not 1 <= side <= 512 or bits.dtype != np.uint8 or bits.size != (side ** 3 + 7) // 8:
+    if not 1 <= side <= 512 or bits.ndim != 1 or bits.size != (side ** 3 + 7) // 8:
         raise ConfigError(f"occupancy_bits holds {bits.size} bytes, not a cube of side {side}")
     return np.unpackbits(bits, count=side ** 3, bitorder="little").reshape(side, side, side)
 

@@ -1,4 +1,5 @@
-"""PNG writing in strips, so a frame larger than memory can be written while it is rendered."""
+"""PNG writing in strips, so a frame larger than memory can be written while it is rendered. The file is
+written atomically (fileio.AtomicFile): it appears at its path complete, or not at all."""
 from __future__ import annotations
 
 import struct
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NgrenderError
+from .fileio import AtomicFile
 
 
 class PngStripWriter:
@@ -15,10 +16,7 @@ class PngStripWriter:
 
     def __init__(self, path: str | Path, width: int, height: int) -> None:
         self.path, self.width, self.height, self.rows = Path(path), width, height, 0
-        try:
-            self._file = open(self.path, "wb")
-        except OSError as exc:
-            raise NgrenderError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self._file = AtomicFile(self.path)
         self._zip = zlib.compressobj(6)
         self._file.write(b"\x89PNG\r\n\x1a\n")
         self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
@@ -39,19 +37,17 @@ class PngStripWriter:
         self.rows += strip.shape[0]
 
     def close(self) -> None:
+        """Finish the PNG and put it in place."""
         if self.rows != self.height:
-            self._file.close()
-            self.path.unlink(missing_ok=True)
+            self.abort()
             raise RuntimeError(f"PNG {self.path}: {self.rows} of {self.height} rows written")
         self._chunk(b"IDAT", self._zip.flush())
         self._chunk(b"IEND", b"")
-        self._file.close()
+        self._file.commit()
 
     def abort(self) -> None:
-        """Close and remove a partial file."""
-        if not self._file.closed:
-            self._file.close()
-        self.path.unlink(missing_ok=True)
+        """Drop the partial PNG; whatever was at the path before stays."""
+        self._file.discard()
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:

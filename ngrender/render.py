@@ -82,6 +82,11 @@ def tiles(width: int, height: int, tile: tuple[int, int]) -> Iterator[tuple[tupl
 MAX_SIDE = 1 << 17
 
 
+def check_frame_size(width: int, height: int) -> None:
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise ConfigError(f"frame size {width}x{height} must be 1..{MAX_SIDE} on each side")
+
+
 class Renderer:
     """Drives one app on one device: tiling, timestamps, and delivery as an array or a streamed PNG."""
 
@@ -90,8 +95,7 @@ class Renderer:
         self.commands = TimedCommands(device)
 
     def _strips(self, width: int, height: int, view, stats: FrameStats) -> Iterator[tuple[int, np.ndarray]]:
-        if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-            raise ConfigError(f"frame size {width}x{height} must be 1..{MAX_SIDE} on each side")
+        check_frame_size(width, height)
         tile = self.app.max_tile
         strip = None
         for origin, size in tiles(width, height, tile):
@@ -127,9 +131,12 @@ class Renderer:
         return image, stats
 
     def render_to_png(self, path: str | Path, width: int, height: int, view=None,
-                      progress: Callable[[int, int], None] | None = None) -> FrameStats:
-        """Render straight into a PNG, one strip of tiles at a time (memory bounded by one strip)."""
+                      progress: Callable[[int, int], None] | None = None,
+                      check: Callable[[], None] | None = None) -> FrameStats:
+        """Render straight into a PNG, one strip of tiles at a time (memory bounded by one strip). The PNG
+        appears only when the frame is complete and ``check()`` (e.g. the validation messages) passes."""
         view = view or self.app.default_view()
+        check_frame_size(width, height)
         stats = self._new_stats(width, height)
         writer = PngStripWriter(path, width, height)
         start = time.perf_counter()
@@ -138,8 +145,10 @@ class Renderer:
                 writer.write(strip)
                 if progress:
                     progress(y + strip.shape[0], height)
-            writer.close()
             self.app.finish_frame(stats)
+            if check is not None:
+                check()
+            writer.close()
         except BaseException:
             writer.abort()
             raise

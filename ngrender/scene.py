@@ -1,13 +1,18 @@
 """Scene files: JSON naming the app, the model (path relative to the scene file), render settings and view."""
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .apps import APPS
-from .errors import ConfigError
+from . import validate
+from .apps.field import VARIANTS
+from .fileio import read_json
+from .render import MAX_SIDE
+
+MAX_TILE_SIDE = 8192  # a tile is one dispatch's output buffer: 8192^2 RGBA8 is 256 MiB
 
 SCENE_KEYS = {"app", "model", "render", "view", "description"}
 RENDER_KEYS = {"width", "height", "variant", "tile"}
@@ -26,55 +31,43 @@ class Scene:
     description: str = ""
 
 
-def _positive_int(value: Any, what: str, source: Path) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{source}: {what} must be a positive integer, got {value!r}")
-    return value
-
-
 def load_scene(path: str | Path) -> Scene:
     """Read and validate a scene file; every problem is one ConfigError naming the file and the field."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"scene file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"scene file {path} is a directory") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"scene file {path} is not a text file") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"scene file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                          f"column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a scene is a JSON object")
-    unknown = set(data) - SCENE_KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown field(s) {sorted(unknown)}; a scene has {sorted(SCENE_KEYS)}")
-    for key in ("app", "model"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise ConfigError(f"{path}: field '{key}' (a string) is required")
-    app = data["app"]
-    if app not in APPS:
-        raise ConfigError(f"{path}: app {app!r} is not one of {list(APPS)}")
-    render = data.get("render", {})
-    view = data.get("view", {})
-    if not isinstance(render, dict) or not isinstance(view, dict):
-        raise ConfigError(f"{path}: 'render' and 'view' must be objects")
-    if set(render) - RENDER_KEYS:
-        raise ConfigError(f"{path}: unknown render field(s) {sorted(set(render) - RENDER_KEYS)}; "
-                          f"allowed {sorted(RENDER_KEYS)}")
-    scene = Scene(path, app, (path.parent / data["model"]).resolve(), description=str(data.get("description", "")))
+    data = validate.obj(read_json(path, "scene file"), f"scene file {path}", SCENE_KEYS, ("app", "model"))
+    where = str(path)
+    app = validate.string(data["app"], f"{where}: app", APPS)
+    model = validate.string(data["model"], f"{where}: model")
+    render = validate.obj(data.get("render", {}), f"{where}: render", RENDER_KEYS)
+    view = validate.obj(data.get("view", {}), f"{where}: view")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise validate.fail(f"{where}: description", "a string", description)
+    # abspath, not resolve(): a symlink loop is reported when the model is read, not raised here
+    scene = Scene(path, app, Path(os.path.abspath(path.parent / model)), description=description)
     if "width" in render:
-        scene.width = _positive_int(render["width"], "render.width", path)
+        scene.width = validate.integer(render["width"], f"{where}: render.width", 1, MAX_SIDE)
     if "height" in render:
-        scene.height = _positive_int(render["height"], "render.height", path)
+        scene.height = validate.integer(render["height"], f"{where}: render.height", 1, MAX_SIDE)
     if "variant" in render:
-        scene.variant = str(render["variant"])
+        scene.variant = validate.string(render["variant"], f"{where}: render.variant", VARIANTS)
     if "tile" in render:
         tile = render["tile"]
         if not (isinstance(tile, list) and len(tile) == 2):
-            raise ConfigError(f"{path}: render.tile must be [width, height]")
-        scene.tile = (_positive_int(tile[0], "render.tile[0]", path), _positive_int(tile[1], "render.tile[1]", path))
+            raise validate.fail(f"{where}: render.tile", "[width, height]", tile)
+        scene.tile = (validate.integer(tile[0], f"{where}: render.tile[0]", 1, MAX_TILE_SIDE),
+                      validate.integer(tile[1], f"{where}: render.tile[1]", 1, MAX_TILE_SIDE))
     scene.view = dict(view)  # checked field by field by the app that renders it
     return scene
+
+
+def default_scene(model, model_file: str) -> dict:
+    """The scene a trainer writes beside its model: the app's default view at a size that suits the app."""
+    if model.app == "gigapixel" and "source_size" in model.extra:
+        w, h = model.extra["source_size"]
+        scale = min(1.0, 1024 / max(w, h))
+        width, height = max(1, round(w * scale)), max(1, round(h * scale))
+    else:
+        width = height = 512
+    return {"description": f"{model.app} model {model_file} ({model.geometry.describe()})", "app": model.app,
+            "model": model_file, "render": {"width": width, "height": height}}

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .apps import create_app
+from .apps.field import check_field_limits, choose_variant
 from .errors import ConfigError, NgrenderError
-from .model import Model, load_model
+from .model import Model, load_model, read_header
 from .render import Renderer
 from .scene import Scene, load_scene
 from .vk.device import Device
@@ -14,15 +15,24 @@ from .vk.device import Device
 class RenderSession:
     """Everything needed to render one model; a context manager that releases every Vulkan object."""
 
-    def __init__(self, model: Model, scene: Scene | None = None, device: str | int | None = None,
+    def __init__(self, model: Model | str | Path, scene: Scene | None = None, device: str | int | None = None,
                  variant: str | None = None, tile: tuple[int, int] | None = None,
                  validation: bool | None = None, pipeline: str = "fused", mlp_dispatch: str = "network",
                  encode_dispatch: str = "auto", ngpc_arch=None) -> None:
-        self.model, self.scene = model, scene
+        self.scene = scene
+        header = None if isinstance(model, Model) else read_header(model)
+        if header is not None and scene is not None and header.app != scene.app:
+            raise ConfigError(f"{scene.path}: scene is for app {scene.app!r} but model {header.path.name} "
+                              f"is a {header.app!r} model")
         self.device = Device(device, validation=validation)
         self.app = self.renderer = None
         try:
             variant = variant or (scene.variant if scene else "auto")
+            if header is not None:  # the device's limits before the tensors are read
+                check_field_limits(self.device, header.geometry, header.n_mlp_weights, header.half,
+                                   choose_variant(self.device, variant))
+                model = load_model(header.path, header)
+            self.model = model
             tile = tile or (scene.tile if scene else (1024, 1024))
             self.app = create_app(self.device, model, variant, max_tile=tile, pipeline=pipeline,
                                   mlp_dispatch=mlp_dispatch, encode_dispatch=encode_dispatch, ngpc_arch=ngpc_arch)
@@ -34,11 +44,7 @@ class RenderSession:
     @classmethod
     def from_scene(cls, path: str | Path, **options) -> "RenderSession":
         scene = load_scene(path)
-        model = load_model(scene.model_path)
-        if model.app != scene.app:
-            raise ConfigError(f"{scene.path}: scene is for app {scene.app!r} but model {scene.model_path.name} "
-                              f"is a {model.app!r} model")
-        return cls(model, scene, **options)
+        return cls(scene.model_path, scene, **options)
 
     def view(self, **overrides):
         """The scene's view with overrides (fields of the app's view; None means keep the scene's)."""

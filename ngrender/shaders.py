@@ -6,6 +6,7 @@ import ctypes
 import hashlib
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .cache import cache_dir
-from .errors import ShaderCompileError
+from .errors import NgrenderError, ShaderCompileError
+from .fileio import write_bytes
 
 SHADER_ROOT = Path(__file__).resolve().parent.parent / "shaders"
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
@@ -239,6 +241,50 @@ def compiler():
 
 _memory_cache: dict[str, bytes] = {}
 
+# A cache entry: magic, payload length, SHA-256 of the payload, payload. Entries are written atomically under
+# unique temporary names (concurrent cold compiles cannot collide) and verified on every read: a truncated or
+# foreign file is dropped and recompiled, never handed to the driver.
+_ENTRY_MAGIC = b"NGRSPV1\0"
+_ENTRY_HEAD = struct.Struct("<8sQ32s")
+
+
+def pack_entry(spirv: bytes) -> bytes:
+    return _ENTRY_HEAD.pack(_ENTRY_MAGIC, len(spirv), hashlib.sha256(spirv).digest()) + spirv
+
+
+def unpack_entry(data: bytes) -> bytes | None:
+    """The SPIR-V of a cache entry, or None if the entry is damaged."""
+    if len(data) < _ENTRY_HEAD.size:
+        return None
+    magic, length, digest = _ENTRY_HEAD.unpack_from(data)
+    spirv = data[_ENTRY_HEAD.size:]
+    if magic != _ENTRY_MAGIC or length != len(spirv) or hashlib.sha256(spirv).digest() != digest:
+        return None
+    return spirv
+
+
+def _read_cached(disk: Path) -> bytes | None:
+    try:
+        data = disk.read_bytes()
+    except OSError:
+        return None
+    spirv = unpack_entry(data)
+    if spirv is None:
+        try:
+            disk.unlink()
+        except OSError:
+            pass
+    return spirv
+
+
+def _store_cached(disk: Path, spirv: bytes) -> None:
+    """Best effort: a cache that cannot be written (read-only, full) only costs a recompile next time."""
+    try:
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(disk, pack_entry(spirv))
+    except (OSError, NgrenderError):
+        pass
+
 
 def compile_shader(path: str | Path, defines: Mapping[str, object] | None = None,
                    generated: Mapping[str, str] | None = None, stage: str = "comp") -> bytes:
@@ -249,14 +295,10 @@ def compile_shader(path: str | Path, defines: Mapping[str, object] | None = None
     if key in _memory_cache:
         return _memory_cache[key]
     disk = cache_dir() / "spirv" / f"{key}.spv"
-    if disk.is_file():
-        spirv = disk.read_bytes()
-    else:
+    spirv = _read_cached(disk)
+    if spirv is None:
         spirv = comp.compile(source, stage)
-        disk.parent.mkdir(parents=True, exist_ok=True)
-        tmp = disk.with_suffix(".tmp")
-        tmp.write_bytes(spirv)
-        tmp.replace(disk)
+        _store_cached(disk, spirv)
     if len(_memory_cache) > 64:
         _memory_cache.pop(next(iter(_memory_cache)))
     _memory_cache[key] = spirv

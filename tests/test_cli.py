@@ -135,7 +135,7 @@ def test_bench_runs_and_prints_ratios():
 
 
 def test_train_then_render_end_to_end(tmp_path):
-    """`train` writes a model + its config; a scene pointing at it renders."""
+    """`train` writes a model + a scene beside it, which renders as it is."""
     pytest.importorskip("torch", reason="training needs the [train] extra (PyTorch CPU); ./run.sh installs it")
     from ngrender.data.images import resolve_image
     Image.open(resolve_image("bmng")).crop((0, 0, 64, 32)).save(tmp_path / "img.png")
@@ -146,12 +146,12 @@ def test_train_then_render_end_to_end(tmp_path):
                "--steps", "5", "--batch", "512", "--out", tmp_path / "m.safetensors")
     assert proc.returncode == 0, proc.stderr
     assert "PSNR" in proc.stdout and (tmp_path / "m.json").exists()
-    (tmp_path / "s.json").write_text(json.dumps({"app": "gigapixel", "model": "m.safetensors"}))
-    proc = run("render", tmp_path / "s.json", "--out", tmp_path / "o.png", "--width", "32", "--height", "16")
+    proc = run("render", tmp_path / "m.json", "--out", tmp_path / "o.png", "--width", "32", "--height", "16")
     assert proc.returncode == 0, proc.stderr
     assert np.asarray(Image.open(tmp_path / "o.png")).shape == (16, 32, 3)
-    assert_clean_error(run("train", "gigapixel", "--image", tmp_path / "nope.jpg", "--out", tmp_path / "x.st"),
+    assert_clean_error(run("train", "gigapixel", "--image", tmp_path / "nope.jpg", "--out", tmp_path / "x.safetensors"),
                        "does not exist")
+    assert_clean_error(run("train", "gigapixel", "--out", tmp_path / "x.st"), "a model file is named *.safetensors")
 
 
 def test_render_3d_model_with_mode_and_orbit(tmp_path):
@@ -163,7 +163,8 @@ def test_render_3d_model_with_mode_and_orbit(tmp_path):
     assert proc.returncode == 0, proc.stderr
     img = np.asarray(Image.open(tmp_path / "n.png"))
     assert img.shape == (30, 40, 3) and img.max() > 200 and img.min() < 20  # opaque blobs on clear background
-    assert_clean_error(run("render", scene, "--out", tmp_path / "n.png", "--mode", "xray"), "render mode 'xray'")
+    assert_clean_error(run("render", scene, "--out", tmp_path / "n.png", "--mode", "xray"),
+                       "nerf render mode must be one of 'rgb', 'depth', 'opacity', 'samples', got 'xray'")
     assert_clean_error(run("render", scene, "--out", tmp_path / "n.png", "--window", "0,0,1,1"),
                        "unknown nerf view field(s) ['window']")
 

@@ -45,7 +45,7 @@ def test_gia_per_level_scale_rule():
     ({"otype": "HashGrid", "n_features_per_level": 3}, "n_features_per_level"),
     ({"otype": "HashGrid", "log2_hashmap_size": 40}, "log2_hashmap_size"),
     ({"otype": "HashGrid", "interpolation": "Smoothstep"}, "interpolation"),
-    ({"otype": "HashGrid", "n_levels": "many"}, "non-numeric"),
+    ({"otype": "HashGrid", "n_levels": "many"}, "n_levels must be an integer"),
 ])
 def test_bad_encoding_configs(bad, message):
     with pytest.raises(ConfigError, match=message):

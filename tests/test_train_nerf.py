@@ -155,10 +155,10 @@ GOOD_FRAME = {"file_path": "./r_0", "transform_matrix": np.eye(4).tolist()}
     ({"frames": [GOOD_FRAME]}, "missing the intrinsics"),
     ({"camera_angle_x": 0.7, "frames": [{"file_path": "./r_0"}]}, "needs 'file_path' and 'transform_matrix'"),
     ({"camera_angle_x": 0.7, "frames": [{"file_path": "./r_0", "transform_matrix": [[1, 0], [0, 1]]}]},
-     "must be a finite 4x4 matrix"),
+     "transform_matrix must be a 4x4 matrix of finite numbers"),
     ({"camera_angle_x": 0.7, "frames": [{"file_path": "./r_9", "transform_matrix": np.eye(4).tolist()}]},
      "does not exist"),
-    ({"camera_angle_x": "wide", "frames": [GOOD_FRAME]}, "'camera_angle_x' must be a number"),
+    ({"camera_angle_x": "wide", "frames": [GOOD_FRAME]}, "camera_angle_x must be a finite number"),
 ])
 def test_bad_data_set_is_one_clear_line(tmp_path, capsys, meta, message):
     folder = tmp_path / "set"

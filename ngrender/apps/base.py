@@ -9,7 +9,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..camera import Camera, camera_from_json
+from .. import validate
 from ..errors import ConfigError
+from ..limits import check_device_buffer
 from ..model import Model
 from ..shaders import compile_shader
 from ..vk.compute import create_bound_pipeline
@@ -64,6 +66,8 @@ class App:
         self.variant = choose_variant(device, variant)
         self.kernel_label = f"fused/{self.name}"
         self.field = self.output = self.pipeline = self.wavefront = None
+        check_device_buffer(max_tile[0] * max_tile[1] * 4, int(device.limits.maxStorageBufferRange),
+                            f"a {max_tile[0]}x{max_tile[1]} tile's output buffer", "use a smaller --tile")
         try:
             self.field = FieldResources(device, model, self.variant)
             self.output = Buffer(device, max_tile[0] * max_tile[1] * 4, (STORAGE,), host=True)
@@ -115,25 +119,12 @@ class App:
         return view
 
     def _convert(self, name: str, raw: Any, default: Any) -> Any:
+        where = f"{self.name} view field {name}"
         if name == "camera":
             return camera_from_json(raw, f"{self.name} view camera")
         if name == "mode":
-            if raw not in self.modes:
-                raise ConfigError(f"{self.name} render mode {raw!r} is not one of {list(self.modes)}")
-            return raw
-        try:
-            if isinstance(default, bool):
-                return bool(raw)
-            if isinstance(default, (int, float)):
-                return type(default)(raw)
-            if isinstance(default, tuple):
-                value = tuple(float(v) for v in raw)
-                if len(value) != len(default):
-                    raise ValueError(f"needs {len(default)} numbers, got {len(value)}")
-                return value
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{self.name} view field {name}: {exc}") from None
-        raise ConfigError(f"{self.name} view field {name} cannot be set")
+            return validate.string(raw, f"{self.name} render mode", self.modes)
+        return validate.like(raw, default, where)
 
     def finish_frame(self, stats) -> None:
         """After the last tile: the NGPC pipeline adds its projected frame time."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import glslgen
+from ..encoding import GridGeometry
 from ..errors import ConfigError
+from ..limits import MAX_BAKED_WEIGHTS, check_device_buffer
 from ..model import Model
 from ..vk.device import Device
 from ..vk.resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
@@ -24,6 +26,30 @@ def choose_variant(device: Device, requested: str = "auto") -> str:
     if requested == "auto":
         return "baked" if device.info.is_cpu else "buffered"
     return requested
+
+
+def check_field_limits(device: Device, geometry: GridGeometry, n_weights: int, half: bool, variant: str) -> None:
+    """The field fits the device in this variant; checked before anything is loaded, uploaded or compiled."""
+    lim = device.limits
+    entries, features = geometry.n_entries, geometry.n_features
+    table_bytes = entries * features * (2 if half else 4)
+    shrink = "a smaller grid (fewer levels or a smaller log2_hashmap_size)"
+    if variant == "baked":
+        texels = entries * (2 if features == 8 else 1)  # 8 features are two rgba texels
+        limit = int(lim.maxTexelBufferElements)
+        if texels > limit:
+            other = " or --variant buffered" if table_bytes <= int(lim.maxStorageBufferRange) else ""
+            raise ConfigError(f"the grid table has {texels:,} texels, over this device's texel-buffer limit of "
+                              f"{limit:,}; use {shrink}{other}")
+        if n_weights > MAX_BAKED_WEIGHTS:
+            raise ConfigError(f"the MLPs have {n_weights:,} weights; the baked variant compiles at most "
+                              f"{MAX_BAKED_WEIGHTS:,} into a shader (bigger ones take minutes on CPU drivers): "
+                              "use --variant buffered or a smaller network (n_neurons, n_hidden_layers)")
+    else:
+        check_device_buffer(table_bytes, int(lim.maxStorageBufferRange), "the grid table as a storage buffer",
+                            f"use {shrink}")
+        check_device_buffer(n_weights * 4, int(lim.maxUniformBufferRange), "the MLP weights as a uniform buffer",
+                            "use a smaller network (n_neurons, n_hidden_layers)")
 
 
 def _texel_format(n_features: int, half: bool) -> str:
@@ -43,6 +69,8 @@ class FieldResources:
         self.device, self.model, self.variant = device, model, variant
         self._owned: list = []
         half = model.storage_dtype == "float16"
+        check_field_limits(device, model.geometry, sum(w.size for _, layers, _ in self.networks() for w in layers),
+                           half, variant)
         table = model.grid_table.astype(np.float16 if half else np.float32)
         try:
             if variant == "baked":

@@ -5,6 +5,13 @@ import importlib.util
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..fileio import regular_file
+from ..limits import check_host_memory
+
+# Pixels a decoded image may have: 2^28 (268 MP, five times the 58 MP shaded-relief map), and a compression
+# ratio above 1000:1 beyond Pillow's own warning size is a decompression bomb, not a photograph.
+MAX_PIXELS = 1 << 28
+BOMB_PIXELS, BOMB_RATIO = 89_478_485, 1000
 
 BUNDLED = {"shadedrelief": "shadedrelief.jpg", "bmng": "bmng.jpg", "etopo1": "etopo1.jpg"}
 
@@ -31,3 +38,40 @@ def resolve_image(name_or_path: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"image {path} does not exist (bundled names: {', '.join(BUNDLED)})")
     return path
+
+
+def open_image(path: str | Path, what: str = "image", bytes_per_pixel: int = 16):
+    """Open an image file given by a user with its size checked before decoding: a regular file, at most
+    MAX_PIXELS pixels, not a decompression bomb, decodable in the available memory (``bytes_per_pixel``: what
+    the caller keeps per pixel). Returns the open PIL image (use it in a ``with`` block)."""
+    from PIL import Image, UnidentifiedImageError
+
+    size = regular_file(path, what)
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow refuses (DecompressionBombError) beyond this
+    try:
+        img = Image.open(path)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    pixels = img.width * img.height
+    if pixels > BOMB_PIXELS and pixels > size * BOMB_RATIO:
+        img.close()
+        raise ConfigError(f"{what} {path} is {img.width}x{img.height} pixels in {size:,} bytes: a compression "
+                          f"ratio over {BOMB_RATIO}:1 (a decompression bomb); refused")
+    try:
+        check_host_memory(pixels * bytes_per_pixel, f"{what} {path} ({img.width}x{img.height})",
+                          "a smaller image")
+    except ConfigError:
+        img.close()
+        raise
+    return img
+
+
+def read_image(path: str | Path, mode: str, what: str = "image", bytes_per_pixel: int = 16):
+    """The whole image converted to ``mode`` as a NumPy array; every problem is one ConfigError."""
+    import numpy as np
+
+    with open_image(path, what, bytes_per_pixel) as img:
+        try:
+            return np.asarray(img.convert(mode))
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data found while decoding
+            raise ConfigError(f"cannot read {what} {path}: {exc}") from None

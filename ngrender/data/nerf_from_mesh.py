@@ -15,6 +15,7 @@ import numpy as np
 
 from ..camera import look_at
 from ..errors import NgrenderError
+from ..fileio import atomic_output, write_bytes, write_text
 from .transforms import cube_to_world
 
 CUBE_OFFSET = (0.5, 0.5, 0.5)
@@ -71,7 +72,7 @@ def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, colours: np.n
     ftype = np.dtype([("n", "u1"), ("i", "<i4", 3)])
     fdata = np.empty(len(faces), ftype)
     fdata["n"], fdata["i"] = 3, faces
-    path.write_bytes(header.encode() + vdata.tobytes() + fdata.tobytes())
+    write_bytes(path, header.encode() + vdata.tobytes() + fdata.tobytes())
 
 
 def render_view(mesh_file: Path, c2w: np.ndarray, fov_x_deg: float, size: int, spp: int) -> np.ndarray:
@@ -135,15 +136,16 @@ def make_dataset(mesh: str, out: str | Path, views: int = 100, size: int = 100, 
                                     f"silhouette with IoU {iou:.3f} < {MIN_IOU}: the poses do not match the images")
             from PIL import Image
 
-            Image.fromarray(rgba, "RGBA").save(out / split / f"r_{k}.png")
+            with atomic_output(out / split / f"r_{k}.png") as f:
+                Image.fromarray(rgba, "RGBA").save(f, format="PNG")
             frames.append({"file_path": f"./{split}/r_{k}",
                            "transform_matrix": cube_to_world(camera.c2w, 1.0, CUBE_OFFSET).tolist()})
             bar.update(1)
-        (out / f"transforms_{split}.json").write_text(json.dumps(
+        write_text(out / f"transforms_{split}.json", json.dumps(
             {"camera_angle_x": math.radians(fov_x_deg), "scale": 1.0, "offset": list(CUBE_OFFSET), "frames": frames},
             indent=1) + "\n")
     bar.close()
     summary = {split: {"views": len(v), "min_iou": min(v), "mean_iou": float(np.mean(v))} for split, v in ious.items()}
-    (out / "dataset.json").write_text(json.dumps({"mesh": str(mesh), "size": size, "spp": spp,
-                                                  "pose_check": summary}, indent=1) + "\n")
+    write_text(out / "dataset.json", json.dumps({"mesh": str(mesh), "size": size, "spp": spp,
+                                                "pose_check": summary}, indent=1) + "\n")
     return summary

@@ -9,14 +9,16 @@ is scaled by ``scale`` (default 0.33), shifted by ``offset`` (default 0.5) and i
 that z up becomes y up. Images are RGBA (transparent background) or RGB."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import validate
 from ..errors import ConfigError
+from ..fileio import read_json
+from .images import read_image
 
 NGP_SCALE, NGP_OFFSET = 0.33, (0.5, 0.5, 0.5)
 # Rows: the cube's x, y, z are the world's y, z, x (instant-ngp's cycle: world z up -> cube y up).
@@ -80,52 +82,28 @@ def _image_path(base: Path, file_path: str) -> Path:
 
 
 def _number(meta: dict, key: str, where: str) -> float:
-    try:
-        value = float(meta[key])
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: '{key}' must be a number, got {meta[key]!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{where}: '{key}' must be positive, got {value}")
-    return value
+    return validate.number(meta[key], f"{where}: {key}", 0.0, lo_open=True)
 
 
 def load_split(data: str | Path, split: str = "train", max_views: int | None = None) -> NerfSplit:
     """Read one split; every problem with the file or its images is one ConfigError naming it."""
-    from PIL import Image
-
     path = transforms_file(data, split)
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict):
-        raise ConfigError(f"{path}: expected a JSON object with 'frames'")
+    meta = validate.obj(read_json(path, "NeRF data set file"), f"{path}")
     frames = meta.get("frames")
     if not isinstance(frames, list) or not frames:
         raise ConfigError(f"{path}: missing or empty 'frames' list")
     if "camera_angle_x" not in meta and "fl_x" not in meta:
         raise ConfigError(f"{path}: missing the intrinsics ('camera_angle_x', or 'fl_x' with 'w')")
-    scale = float(meta.get("scale", NGP_SCALE))
-    offset = meta.get("offset", NGP_OFFSET)
+    scale = validate.number(meta.get("scale", NGP_SCALE), f"{path}: scale", 0.0, lo_open=True)
+    offset = validate.numbers(meta.get("offset", list(NGP_OFFSET)), f"{path}: offset", 3)
     images, poses, files = [], [], []
     for k, frame in enumerate(frames[:max_views]):
         where = f"{path} frame {k}"
         if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
             raise ConfigError(f"{where}: needs 'file_path' and 'transform_matrix'")
-        try:
-            m = np.asarray(frame["transform_matrix"], np.float64)
-        except (TypeError, ValueError):
-            m = np.zeros(0)
-        if m.shape != (4, 4) or not np.all(np.isfinite(m)):
-            raise ConfigError(f"{where}: 'transform_matrix' must be a finite 4x4 matrix")
-        image_path = _image_path(path.parent, str(frame["file_path"]))
-        try:
-            with Image.open(image_path) as im:
-                rgba = np.asarray(im.convert("RGBA"), np.float32) / 255.0
-        except FileNotFoundError:
-            raise ConfigError(f"{where}: image {image_path} does not exist") from None
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read image {image_path}: {exc}") from None
+        m = np.asarray(validate.matrix(frame["transform_matrix"], f"{where}: transform_matrix", 4, 4))
+        image_path = _image_path(path.parent, validate.string(frame["file_path"], f"{where}: file_path"))
+        rgba = read_image(image_path, "RGBA", f"{where}: image").astype(np.float32) / 255.0
         if images and rgba.shape != images[0].shape:
             raise ConfigError(f"{where}: image {image_path} is {rgba.shape[1]}x{rgba.shape[0]}, the first one "
                               f"{images[0].shape[1]}x{images[0].shape[0]}")
@@ -140,8 +118,11 @@ def load_split(data: str | Path, split: str = "train", max_views: int | None = N
         fx = _number(meta, "fl_x", str(path))
         fy = _number(meta, "fl_y", str(path)) if "fl_y" in meta else fx
     else:
-        fx = fy = 0.5 * width / math.tan(0.5 * _number(meta, "camera_angle_x", str(path)))
-    centre = (float(meta.get("cx", width / 2)), float(meta.get("cy", height / 2)))
+        angle = validate.number(meta["camera_angle_x"], f"{path}: camera_angle_x", 0.0, math.pi,
+                                lo_open=True, hi_open=True)
+        fx = fy = 0.5 * width / math.tan(0.5 * angle)
+    centre = (validate.number(meta.get("cx", width / 2), f"{path}: cx"),
+              validate.number(meta.get("cy", height / 2), f"{path}: cy"))
     return NerfSplit(np.stack(images), np.stack(poses), (fx, fy), centre, files)
 
 

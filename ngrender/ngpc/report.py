@@ -12,6 +12,7 @@ from pathlib import Path
 from ..bench import scene_for, source_model
 from ..breakdown import PAPER_ENCODING_MLP_PCT, PAPER_HASH_SPLIT_PCT, PAPER_REST_FUSION, measure
 from ..errors import ConfigError, NgrenderError
+from ..fileio import save_figure, write_text
 from .arch import Arch, load_arch
 from .timing import Workload, layer_cycles, max_pixels, project
 
@@ -161,7 +162,7 @@ def chart(rows: list[dict], path: Path) -> None:
         ax.set_title(f"{profile}\n(dotted: Amdahl bounds)", fontsize=9)
         ax.legend(fontsize=6, ncol=2, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -209,8 +210,8 @@ def report(profiles: list[str], apps: list[str], encodings: list[str], presets: 
     result = {"resolution": list(resolution), "measured_size": size, "rows": rows, "scalesim": sim_rows,
               "arch": {a.name: dict(a.values) for a in archs}, "sources": dict(arch.sources),
               "profiles": {f"{k[0]}/{k[1]}": asdict(measured_profile(m)) for k, m in measured.items()}}
-    (out / "ngpc.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (out / "ngpc.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "ngpc.json", json.dumps(result, indent=2, default=str) + "\n")
+    write_text(out / "ngpc.md", "\n".join(lines) + "\n")
     chart(rows, out / "ngpc.png")
     print(f"\nwrote {out / 'ngpc.md'}, {out / 'ngpc.json'}, {out / 'ngpc.png'}")
     return result

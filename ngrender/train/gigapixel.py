@@ -24,17 +24,11 @@ class TrainResult:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3); large images are allowed (the shaded-relief map is 58 MP)."""
-    from PIL import Image, UnidentifiedImageError
+    """RGB uint8 (H, W, 3); large images are allowed (the shaded-relief map is 58 MP) up to the limits of
+    data.images.open_image (size, memory, decompression bombs)."""
+    from ..data.images import read_image
 
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except FileNotFoundError:
-        raise ConfigError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ConfigError(f"cannot read image {path}: {exc}") from None
+    return read_image(path, "RGB", "image", bytes_per_pixel=16)
 
 
 def image_config(base: dict, width: int, height: int) -> dict:

@@ -10,7 +10,9 @@ from typing import Callable
 
 import numpy as np
 
+from .. import validate
 from ..errors import ConfigError
+from ..fileio import atomic_output, regular_file
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -60,30 +62,42 @@ def adam_groups(grid_params, mlp_params, lr: float = 1e-2):
 def save_checkpoint(path: Path, module, optimizer, state: LoopState, rng: np.random.Generator, meta: dict) -> None:
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"module": module.state_dict(), "optimizer": optimizer.state_dict(), "step": state.step,
-                "elapsed": state.elapsed, "losses": state.losses, "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "meta": meta}, tmp)
-    tmp.replace(path)
+    with atomic_output(path) as f:
+        torch.save({"module": module.state_dict(), "optimizer": optimizer.state_dict(), "step": state.step,
+                    "elapsed": state.elapsed, "losses": state.losses, "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(), "meta": meta}, f)
 
 
 def load_checkpoint(path: Path, module, optimizer, rng: np.random.Generator, meta: dict) -> LoopState:
-    """Restore a run; the checkpoint must come from the same trainer and configuration."""
+    """Restore a run; the checkpoint must come from the same trainer and configuration.
+
+    ``weights_only=True``: torch's restricted unpickler admits only tensors, containers and plain values, so
+    nothing in the file can run code (a crafted checkpoint is refused, not executed)."""
     import torch
 
+    regular_file(path, "checkpoint")
     try:
-        data = torch.load(path, weights_only=False)
-    except FileNotFoundError:
-        raise ConfigError(f"checkpoint {path} does not exist") from None
+        data = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
-        raise ConfigError(f"cannot read checkpoint {path}: {exc}") from None
+        if "Weights only load failed" in str(exc):
+            raise ConfigError(f"checkpoint {path} holds objects other than tensors and plain values; refused "
+                              "(loading it could run code)") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot read checkpoint {path}: {reason[:200]}") from None
+    keys = ("module", "optimizer", "step", "elapsed", "losses", "rng", "torch_rng", "meta")
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        raise ConfigError(f"{path} is not an ngrender checkpoint (it needs {', '.join(keys)})")
     if data.get("meta") != meta:
         raise ConfigError(f"checkpoint {path} is from another training set-up ({data.get('meta')}), not {meta}")
-    module.load_state_dict(data["module"])
-    optimizer.load_state_dict(data["optimizer"])
-    rng.bit_generator.state = data["rng"]
-    torch.set_rng_state(data["torch_rng"])
-    return LoopState(data["step"], data["elapsed"], list(data["losses"]))
+    try:
+        module.load_state_dict(data["module"])
+        optimizer.load_state_dict(data["optimizer"])
+        rng.bit_generator.state = data["rng"]
+        torch.set_rng_state(data["torch_rng"])
+        return LoopState(validate.integer(data["step"], "step", 0), validate.number(data["elapsed"], "elapsed", 0),
+                         [float(v) for v in data["losses"]])
+    except (RuntimeError, ValueError, TypeError, KeyError, ConfigError) as exc:
+        raise ConfigError(f"checkpoint {path} does not fit this model: {str(exc).splitlines()[0][:200]}") from None
 
 
 def run(step_fn: Callable[[], float | tuple[float, int]], steps: int, batch: int, module, optimizer,
@@ -98,8 +112,10 @@ def run(step_fn: Callable[[], float | tuple[float, int]], steps: int, batch: int
     start = time.perf_counter() - state.elapsed
     session_start, session_samples = time.perf_counter(), 0
     bar = tqdm(total=steps, initial=state.step, disable=not progress, unit="step", dynamic_ncols=True)
+    first_step = state.step
     while state.step < steps:
-        if time_budget is not None and time.perf_counter() - start > time_budget:
+        # the budget is checked after a step, so every run saves a model that has trained at least once
+        if time_budget is not None and state.step > first_step and time.perf_counter() - start > time_budget:
             break
         out = step_fn()
         loss, samples = out if isinstance(out, tuple) else (out, batch)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..encoding import grid_geometry
 from ..errors import ConfigError
+from ..fileio import regular_file
 from ..model import NetworkConfig, load_network_config
 from . import loop
 from .loop import FitResult
@@ -40,6 +41,7 @@ def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     kind = Path(name).suffix.lstrip(".").lower()
+    regular_file(path, "mesh")
     try:
         data = path.read_bytes()
         if path.name.endswith(".gz"):
@@ -52,6 +54,10 @@ def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     vertices, faces = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
     if len(faces) == 0 or len(vertices) < 3:
         raise ConfigError(f"mesh {path} has no triangles")
+    if not np.all(np.isfinite(vertices)):
+        raise ConfigError(f"mesh {path} has vertices that are NaN or infinite")
+    if np.ptp(vertices, axis=0).max() <= 0:
+        raise ConfigError(f"mesh {path} has no extent (every vertex is at one point)")
     return vertices, faces
 
 

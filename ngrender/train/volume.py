@@ -11,13 +11,19 @@ from __future__ import annotations
 import plistlib
 import tarfile
 import time
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .. import validate
 from ..encoding import grid_geometry
 from ..errors import ConfigError
+from ..fileio import regular_file
+from ..limits import check_host_memory
+
+SCAN_DTYPES = ("int16", "uint16", "int8", "uint8", "float32")
 from ..model import Model, NetworkConfig, load_network_config
 from . import loop
 from .loop import FitResult, psnr_db
@@ -53,23 +59,34 @@ def resolve_volume(name_or_path: str) -> Path:
 def load_scan(path: str | Path) -> Scan:
     """An InVesalius project (.inv3: a gzip tarball with main.plist and the raw int16 matrix)."""
     path = Path(path)
+    regular_file(path, "volume")
     try:
         with tarfile.open(path) as tar:
             members = {Path(m.name).name: m for m in tar.getmembers()}
             if "main.plist" not in members:
                 raise ConfigError(f"volume {path} has no main.plist (not an InVesalius .inv3 project)")
-            meta = plistlib.loads(tar.extractfile(members["main.plist"]).read())
-            info = meta["matrix"]
-            raw = tar.extractfile(members[info["filename"]]).read()
-    except (tarfile.TarError, OSError, KeyError, plistlib.InvalidFileException) as exc:
+            meta = validate.obj(plistlib.loads(tar.extractfile(members["main.plist"]).read()), f"{path}: main.plist")
+            info = validate.obj(meta.get("matrix"), f"{path}: main.plist matrix", required=("filename", "shape"))
+            name = validate.string(info["filename"], f"{path}: matrix filename")
+            shape = info["shape"]
+            if not (isinstance(shape, list) and len(shape) == 3):
+                raise validate.fail(f"{path}: matrix shape", "3 integers", shape)
+            shape = tuple(validate.integer(v, f"{path}: matrix shape", 2, 4096) for v in shape)
+            dtype = validate.string(info.get("dtype", "int16"), f"{path}: matrix dtype", SCAN_DTYPES)
+            member = members.get(name)
+            if member is None or not member.isfile():
+                raise ConfigError(f"volume {path}: matrix file {name!r} is not in the project")
+            nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            if member.size != nbytes:
+                raise ConfigError(f"volume {path}: matrix holds {member.size} bytes, not a {shape} {dtype} volume")
+            check_host_memory(nbytes * 4, f"volume {path}", "a smaller scan")
+            raw = tar.extractfile(member).read()
+            spacing = validate.numbers(meta.get("spacing", [1.0, 1.0, 1.0]), f"{path}: spacing", 3, 1e-6)
+    except (tarfile.TarError, OSError, EOFError, zlib.error, plistlib.InvalidFileException, ValueError) as exc:
         raise ConfigError(f"cannot read volume {path}: {type(exc).__name__}: {exc}") from None
-    shape = tuple(int(v) for v in info["shape"])
-    if len(raw) != int(np.prod(shape)) * 2 or min(shape) < 2:
-        raise ConfigError(f"volume {path}: matrix holds {len(raw)} bytes, not a {shape} int16 volume")
-    hu = np.frombuffer(raw, np.dtype(info.get("dtype", "int16"))).reshape(shape).astype(np.float32)
+    hu = np.frombuffer(raw, np.dtype(dtype)).reshape(shape).astype(np.float32)
     if hu.max() <= hu.min():
         raise ConfigError(f"volume {path} is empty (every voxel is {hu.min()})")
-    spacing = tuple(float(v) for v in meta.get("spacing", (1.0, 1.0, 1.0)))
     return Scan(hu, spacing, path.name)
 
 

@@ -4,7 +4,6 @@ with the Dear ImGui panel (frame time, breakdown, NGPC projection, controls)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 from ..apps import create_app
 from ..apps.base import PIPELINES
 from ..errors import ConfigError, DeviceError, NgrenderError
+from ..fileio import read_json, write_json
 from ..model import load_model
 from ..ngpc.arch import load_arch, presets
 from ..pngio import PngStripWriter
@@ -387,20 +387,20 @@ class Viewer:
     def save_camera(self) -> Path:
         """Write the current camera (GIA: window) into the scene file; every other field is kept."""
         path = self.scene.path
-        data = json.loads(path.read_text())
+        data = read_json(path, "scene file")
         data.setdefault("view", {}).update(self._camera_json())
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(path)
+        write_json(path, data)
         print(f"camera saved into {path}")
         return path
 
     def add_camera_to_path(self) -> Path:
         """Append the current camera to ``<scene>_camera_path.json`` ({"frames": [...]})."""
         path = self.scene.path.with_name(f"{self.scene.path.stem}_camera_path.json")
-        data = json.loads(path.read_text()) if path.exists() else {"scene": self.scene.path.name, "frames": []}
+        data = read_json(path, "camera path") if path.exists() else {"scene": self.scene.path.name, "frames": []}
+        if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
+            raise NgrenderError(f"{path} is not a camera path written by the viewer (no 'frames' list)")
         data["frames"].append(self._camera_json())
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        write_json(path, data)
         return path
 
     # -- teardown ------------------------------------------------------------------------------------------
