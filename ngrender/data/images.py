@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -47,10 +48,13 @@ def open_image(path: str | Path, what: str = "image", bytes_per_pixel: int = 16)
     from PIL import Image, UnidentifiedImageError
 
     size = regular_file(path, what)
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow refuses (DecompressionBombError) beyond this
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow warns beyond this and refuses beyond twice this
     try:
-        img = Image.open(path)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            ValueError, SyntaxError) as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc}") from None
     pixels = img.width * img.height
     if pixels > BOMB_PIXELS and pixels > size * BOMB_RATIO:
