@@ -3,6 +3,8 @@ leaked Vulkan objects, small random models, and the --regenerate-screenshots fla
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,8 @@ NETWORK = {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": 
 def pytest_addoption(parser):
     parser.addoption("--regenerate-screenshots", action="store_true",
                      help="rewrite tests/screenshots/*.png from this run (on lavapipe, the reference platform)")
+    parser.addoption("--fuzz-long", action="store_true",
+                     help="tests/test_fuzz.py: ten times as many mutants")
 
 
 @pytest.fixture
@@ -58,13 +62,41 @@ def session_device():
 
 @pytest.fixture
 def device():
-    """A validation-enabled device; any validation message fails the test."""
+    """A validation-enabled device; any validation message fails the test, including those the layer reports
+    when the device is destroyed (objects left alive)."""
     dev = Device(validation=True)
     try:
         yield dev
         assert dev.take_messages() == []
     finally:
         dev.destroy()
+    assert dev.take_messages() == []
+
+
+@pytest.fixture(scope="module")
+def xvfb():
+    """A private X server for the viewer tests: -displayfd lets Xvfb pick a free display number itself and
+    write it to the pipe once it accepts clients."""
+    if not shutil.which("Xvfb"):
+        pytest.skip("Xvfb is not installed (./run.sh installs it)")
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not start")
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(timeout=10)
+    if old is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = old
 
 
 def make_model(encoding: str = "hash", seed: int = 0, dtype: str = "float16", app: str = "gigapixel",

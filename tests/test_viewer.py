@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -100,31 +99,6 @@ def test_orbit_controls_start_at_the_scene_camera_and_reset():
     assert controls.radius == pytest.approx(1.6 * 0.81)
     controls.reset()
     assert controls.camera() is home
-
-
-@pytest.fixture(scope="module")
-def xvfb():
-    if not shutil.which("Xvfb"):
-        pytest.skip("Xvfb is not installed (./run.sh installs it)")
-    # -displayfd: Xvfb picks a free display number itself and writes it to the pipe once it accepts clients.
-    read_end, write_end = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not start")
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = f":{number}"
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    if old is None:
-        os.environ.pop("DISPLAY", None)
-    else:
-        os.environ["DISPLAY"] = old
 
 
 def offscreen_render(viewer):
