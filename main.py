@@ -1,7 +1,7 @@
 """`python main.py <command> ...` is the `ngrender` console script."""
 import sys
 
-from ngrender.cli import main
+from ngrender.__main__ import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

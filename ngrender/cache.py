@@ -15,6 +15,8 @@ def cache_dir() -> Path:
         root, what = Path(os.environ[CACHE_ENV]), CACHE_ENV
     else:
         root, what = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ngrender", "the cache folder"
+    if root.exists() and not root.is_dir():
+        raise NgrenderError(f"{what} {root} is a file, not a folder; point {CACHE_ENV} at a folder you can write")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

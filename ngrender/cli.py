@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
@@ -472,6 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (kill, timeout, systemd) unwinds like Ctrl-C, so partial outputs are dropped on the way out."""
+
+
+def _terminate(signum: int, frame) -> None:
+    raise Terminated()
+
+
 def _say(line: str) -> None:
     """One line on stderr, if there is a stderr to write to."""
     try:
@@ -486,8 +495,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     (NgrenderError), the system refusing (a full disk, a closed pipe, no memory), and, as a last resort, an
     internal error (a bug: NGRENDER_DEBUG=1 shows its traceback)."""
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
+    except Terminated:
+        _say("ngrender: terminated")
+        return 143
     except NgrenderError as exc:
         _say(f"ngrender: error: {exc}")
         return exc.exit_code
@@ -512,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"ngrender: error: internal error ({type(exc).__name__}: {exc}); please report it "
              "(NGRENDER_DEBUG=1 shows the traceback)")
         return 70
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ symlink loop is one clear error instead of a hang or a traceback.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tempfile
@@ -75,6 +76,7 @@ class AtomicFile:
             if self.tmp is not None:
                 os.replace(self.tmp, self.target)
                 self.tmp = None
+                _sync_folder(self.target.parent)
         except OSError as exc:
             self.discard()
             raise NgrenderError(f"cannot write {self.path}: {_strerror(exc)}") from None
@@ -91,6 +93,20 @@ class AtomicFile:
             except OSError:
                 pass
             self.tmp = None
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (best effort: not every file system lets a folder be synced)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -157,6 +173,8 @@ def regular_file(path: str | Path, what: str, limit: int | None = None) -> int:
         raise ConfigError(f"{what} {path} does not exist") from None
     except OSError as exc:  # ELOOP (symlink loop), EACCES, ENAMETOOLONG ...
         raise ConfigError(f"cannot read {what} {path}: {_strerror(exc)}") from None
+    except ValueError:  # a NUL byte in the name
+        raise ConfigError(f"{what} path {str(path)!r} contains a NUL byte") from None
     if stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"{what} {path} is a directory, not a file")
     if not stat.S_ISREG(st.st_mode):
@@ -182,12 +200,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
 def parse_json(text: str | bytes, what: str) -> Any:
     """Strict JSON (no NaN/Infinity); every problem is one ConfigError naming ``what``."""
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} is not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:

@@ -40,9 +40,18 @@ def _in_range(v: float, lo: float | None, hi: float | None, lo_open: bool, hi_op
                 (hi is not None and (v >= hi if hi_open else v > hi)))
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """An int or float (not a bool) that is finite in 32-bit floating point, the precision the GPU computes in
+    (1e308 is a finite double but overflows when it is packed for a shader; 10**400 is no float at all)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and abs(float(value)) <= FLOAT32_MAX
+    except OverflowError:
+        return False
 
 
 def boolean(value: Any, where: str) -> bool:

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="libvulkan1 mesa-vulkan-drivers vulkan-validationlayers xvfb glslc"
+APT_PACKAGES="libvulkan1 mesa-vulkan-drivers vulkan-validationlayers xvfb glslc strace"
 missing=""
 for pkg in $APT_PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

@@ -36,8 +36,10 @@ def resolve_image(name_or_path: str) -> Path:
                               "pip install 'ngrender[train]'")
         return folder / BUNDLED[name_or_path]
     path = Path(name_or_path)
-    if not path.is_file():
-        raise ConfigError(f"image {path} does not exist (bundled names: {', '.join(BUNDLED)})")
+    try:
+        regular_file(path, "image")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (bundled names: {', '.join(BUNDLED)})") from None
     return path
 
 

@@ -71,13 +71,16 @@ def transforms_file(data: str | Path, split: str) -> Path:
                       "(make one with `ngrender data nerf-from-mesh MESH OUT`)")
 
 
-def _image_path(base: Path, file_path: str) -> Path:
-    path = base / file_path
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".exr"):
-        return path
-    for ext in (".png", ".jpg", ".jpeg"):  # Blender's files name the image without its extension
-        if path.with_name(path.name + ext).is_file():
-            return path.with_name(path.name + ext)
+def _image_path(base: Path, file_path: str, where: str) -> Path:
+    try:
+        path = base / file_path
+        if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".exr"):
+            return path
+        for ext in (".png", ".jpg", ".jpeg"):  # Blender's files name the image without its extension
+            if path.with_name(path.name + ext).is_file():
+                return path.with_name(path.name + ext)
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, "/"
+        raise ConfigError(f"{where}: file_path {file_path[:80]!r} is not a usable file name ({exc})") from None
     return path
 
 
@@ -102,7 +105,9 @@ def load_split(data: str | Path, split: str = "train", max_views: int | None = N
         if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
             raise ConfigError(f"{where}: needs 'file_path' and 'transform_matrix'")
         m = np.asarray(validate.matrix(frame["transform_matrix"], f"{where}: transform_matrix", 4, 4))
-        image_path = _image_path(path.parent, validate.string(frame["file_path"], f"{where}: file_path"))
+        if not np.allclose(m[3], (0.0, 0.0, 0.0, 1.0), atol=1e-6):
+            raise ConfigError(f"{where}: transform_matrix's last row must be [0, 0, 0, 1], got {m[3].tolist()}")
+        image_path = _image_path(path.parent, validate.string(frame["file_path"], f"{where}: file_path"), where)
         rgba = read_image(image_path, "RGBA", f"{where}: image").astype(np.float32) / 255.0
         if images and rgba.shape != images[0].shape:
             raise ConfigError(f"{where}: image {image_path} is {rgba.shape[1]}x{rgba.shape[0]}, the first one "
