@@ -594,10 +594,11 @@ def test_sigkill_training(tmp_path, tiny_training):
 
 
 def test_sigkill_training_during_checkpoint_write(tmp_path, tiny_training, strace):
-    """SIGKILL on the second checkpoint's fsync: the first checkpoint (step 500) stays whole and loadable."""
+    """SIGKILL on the second checkpoint's fsync: the first checkpoint (step 500) stays whole and loadable.
+    Each atomic write syncs the file, then its folder: the second checkpoint's file is the third fsync."""
     args, out = tiny_training
     ckpt = out.with_suffix(".ckpt")
-    code, _, _ = run(cli(*args, "--steps", "100000", "--time-budget", "30", prefix=kill_at_fsync(strace, 2)),
+    code, _, _ = run(cli(*args, "--steps", "100000", "--time-budget", "30", prefix=kill_at_fsync(strace, 3)),
                      tmp_path)
     assert code == -signal.SIGKILL
     assert _finals(out) == {"model.safetensors": False, "model.ckpt": True, "model.json": False}

@@ -246,7 +246,9 @@ VIEW_CASES = [
     ({"n_steps": 12.7}, "n_steps must be an integer"),
     ({"use_occupancy": "false"}, "use_occupancy must be true or false"),
     ({"background": "111"}, "background must be a list of 3 finite numbers"),
-    ({"depth_far": 1e999}, "depth_far must be a finite number"),  # written as 1e999, which parses to inf
+    ({"depth_far": 1e999}, "1e999 is out of range for a number"),  # written as 1e999, which would parse to inf
+    ({"depth_far": 1e308}, "depth_far must be a finite number"),  # a double, but no float32 (the GPU's)
+    ({"background": [1, 1, 10 ** 400]}, "background must be a list of 3 finite numbers"),
     ({"min_transmittance": 2.0}, "min_transmittance must be in [0, 1)"),
 ]
 
