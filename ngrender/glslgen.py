@@ -90,9 +90,11 @@ def pack_mlp_vec4(layers: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def buffered_mlp(layers: Sequence[np.ndarray], activation: str, name: str = "mlp_forward",
-                 vec4_offset: int = 0) -> str:
-    """The same MLP reading its weights from ``mlp_w4`` (mlp_uniform.glsl) at ``vec4_offset``: weights are
-    data, so a new model needs no recompile. Hidden widths must be multiples of 4."""
+                 vec4_offset: int = 0, load: str = "mlp_w4[{}]") -> str:
+    """The same MLP reading its weights as vec4 rows at ``vec4_offset`` through ``load`` (a format string of
+    the row index: ``mlp_w4[{}]`` from the uniform buffer, mlp_uniform.glsl; ``mlp_w({})`` from shared memory,
+    mlp_shared.glsl): weights are data, so a new model needs no recompile. Hidden widths must be multiples of
+    4."""
     act = _check_activation(activation)
     n_in, n_out = layers[0].shape[1], layers[-1].shape[0]
     rows0 = vec4_rows(layers[0])
@@ -114,9 +116,45 @@ def buffered_mlp(layers: Sequence[np.ndarray], activation: str, name: str = "mlp
         lines += [f"    [[unroll]] for (int j = 0; j < {n}; ++j) {{",
                   "        float s = 0.0;",
                   f"        [[unroll]] for (int k = 0; k < {rows}; ++k) "
-                  f"s += dot(mlp_w4[{offset} + j * {rows} + k], {src}[k]);",
+                  f"s += dot({load.format(f'{offset} + j * {rows} + k')}, {src}[k]);",
                   f"        y[j] = {act}(s);" if last else f"        {dst}[j / 4][j % 4] = max(s, 0.0);",
                   "    }"]
         offset += n * rows
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+COOPMAT_TILE = 16  # M = N = K of the cooperative-matrix tiles (fp16 inputs, fp32 accumulators)
+
+
+def _pad16(n: int) -> int:
+    return -(-n // COOPMAT_TILE) * COOPMAT_TILE
+
+
+def coopmat_weights(layers: Sequence[np.ndarray]) -> tuple[str, np.ndarray]:
+    """``generated/coopmat_layers.glsl`` and the fp16 weights of shaders/coopmat/mlp.comp: each layer's W^T
+    zero-padded to (K, N) multiples of 16, row-major (k, n), layers one after another (offsets in halves,
+    each a multiple of 16 so every tile load is aligned)."""
+    blocks, ks, ns, offsets, offset = [], [], [], [], 0
+    for w in layers:
+        n_out, n_in = w.shape
+        k, n = _pad16(n_in), _pad16(n_out)
+        block = np.zeros((k, n), np.float16)
+        block[:n_in, :n_out] = np.asarray(w, np.float32).T
+        blocks.append(block.ravel())
+        ks.append(k)
+        ns.append(n)
+        offsets.append(offset)
+        offset += k * n
+    weights = np.concatenate(blocks)
+    if weights.size % 2:
+        weights = np.append(weights, np.float16(0))  # whole 32-bit words for the scalar path
+    text = "\n".join([
+        f"#define N_LAYERS {len(layers)}",
+        f"#define K_MAX {max(ks)}",
+        f"#define N_MAX {max(ns)}",
+        f"const uint LAYER_K[{len(ks)}] = uint[]({', '.join(f'{k}u' for k in ks)});",
+        f"const uint LAYER_N[{len(ns)}] = uint[]({', '.join(f'{n}u' for n in ns)});",
+        f"const uint LAYER_W[{len(offsets)}] = uint[]({', '.join(f'{o}u' for o in offsets)});",
+    ]) + "\n"
+    return text, weights

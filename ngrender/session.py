@@ -29,8 +29,9 @@ class RenderSession:
         try:
             variant = variant or (scene.variant if scene else "auto")
             if header is not None:  # the device's limits before the tensors are read
+                weight_bytes = header.n_mlp_weights * (2 if header.half else 4)
                 check_field_limits(self.device, header.geometry, header.n_mlp_weights, header.half,
-                                   choose_variant(self.device, variant))
+                                   choose_variant(self.device, variant, weight_bytes))
                 model = load_model(header.path, header)
             self.model = model
             tile = tile or (scene.tile if scene else (1024, 1024))

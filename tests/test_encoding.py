@@ -89,7 +89,7 @@ def test_gpu_grid_index_exact(device, model_factory, encoding, dims):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("variant", ["baked", "buffered"])
+@pytest.mark.parametrize("variant", ["baked", "buffered", "shared"])
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("encoding", ["hash", "dense", "lowres", "simplex"])
 def test_gpu_encoding_matches_reference(device, model_factory, encoding, dims, variant):

@@ -65,7 +65,7 @@ def test_real_data_models_equal_reference(app, encoding):
     assert_matches_reference(image, want)
 
 
-@pytest.mark.parametrize("variant", ["baked", "buffered"])
+@pytest.mark.parametrize("variant", ["baked", "buffered", "shared"])
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("app", list(APPS))
 def test_fused_equals_reference(device, app, encoding, variant):

@@ -39,7 +39,7 @@ def assert_close_images(got: np.ndarray, want: np.ndarray) -> None:
     assert (diff > 0).mean() < 1e-3, f"{(diff > 0).mean():.2%} of values differ"
 
 
-@pytest.mark.parametrize("variant", ["baked", "buffered"])
+@pytest.mark.parametrize("variant", ["baked", "buffered", "shared"])
 @pytest.mark.parametrize("encoding", ["hash", "dense", "lowres"])
 def test_fused_render_equals_reference(device, model_factory, encoding, variant):
     model = model_factory(encoding)
@@ -116,7 +116,7 @@ def test_default_model_matches_reference_both_variants(device):
     model = load_model(ROOT / "assets" / "gigapixel_hash.safetensors")
     window = (0.55, 0.2, 0.75, 0.4)  # Europe / Africa coast: detail from every level
     want = ref.render(model, 48, 48, window)
-    for variant in ("baked", "buffered"):
+    for variant in ("baked", "buffered", "shared"):
         image, _ = render(device, model, variant, 48, 48, GigapixelView(window))
         assert_close_images(image, want)
 

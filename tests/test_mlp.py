@@ -19,7 +19,7 @@ def test_reference_mlp_small_case():
 
 
 @pytest.mark.parametrize("activation", ["none", "relu", "sigmoid", "exponential"])
-@pytest.mark.parametrize("variant", ["baked", "buffered"])
+@pytest.mark.parametrize("variant", ["baked", "buffered", "shared"])
 def test_gpu_mlp_matches_reference(device, model_factory, variant, activation):
     net = {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": activation,
            "n_neurons": 64, "n_hidden_layers": 2}

@@ -56,13 +56,14 @@ def test_pipelines_draw_the_fused_image(device, model_factory, app, encoding):
         assert stats.samples > 0 and stats.iterations >= 1
 
 
+@pytest.mark.parametrize("variant", ["buffered", "shared"])
 @pytest.mark.parametrize("app", APPS)
-def test_buffered_variant_per_layer_mlp_and_per_level_encoding(device, model_factory, app):
-    """The other options: uniform-buffer weights at each layer's offset, one dispatch per layer, and tcnn's
-    one invocation per (sample, level)."""
+def test_buffered_variants_per_layer_mlp_and_per_level_encoding(device, model_factory, app, variant):
+    """The other options: uniform-buffer or shared-memory weights at each layer's offset, one dispatch per
+    layer, and tcnn's one invocation per (sample, level)."""
     model = model_for(app, "hash", model_factory)
-    fused, _ = render(device, model, variant="buffered")
-    image, stats = render(device, model, "unfused", variant="buffered", mlp_dispatch="layer",
+    fused, _ = render(device, model, variant=variant)
+    image, stats = render(device, model, "unfused", variant=variant, mlp_dispatch="layer",
                           encode_dispatch="level")
     np.testing.assert_array_equal(image, fused)
     n_layers = sum(len(layers) for layers in ([model.layers] + ([model.rgb_layers] if model.rgb_net else [])))

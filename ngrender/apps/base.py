@@ -17,10 +17,10 @@ from ..shaders import compile_shader
 from ..vk.compute import create_bound_pipeline
 from ..vk.device import Device
 from ..vk.resources import STORAGE, Buffer
-from .field import FieldResources, choose_variant
+from .field import FieldResources, choose_variant, shared_weight_bytes
 
 PIPELINES = ("fused", "unfused", "fused-rest", "ngpc")
-MLP_DISPATCHES = ("network", "layer")
+MLP_DISPATCHES = ("network", "layer", "coopmat")
 # The unfused pipelines keep per-ray state, samples and features in buffers sized by the tile: cap the tile
 # (512x512 rays: 32 MiB of level-major features for 16 levels x 2 features).
 UNFUSED_MAX_TILE = (512, 512)
@@ -63,7 +63,8 @@ class App:
         self.device, self.model, self.max_tile = device, model, max_tile
         self.pipeline_name, self.mlp_dispatch, self.encode_dispatch = pipeline, mlp_dispatch, encode_dispatch
         self.ngpc_arch = ngpc_arch
-        self.variant = choose_variant(device, variant)
+        layers = model.layers + (model.rgb_layers or [])
+        self.variant = choose_variant(device, variant, shared_weight_bytes(layers, model.storage_dtype == "float16"))
         self.kernel_label = f"fused/{self.name}"
         self.field = self.output = self.pipeline = self.wavefront = None
         check_device_buffer(max_tile[0] * max_tile[1] * 4, int(device.limits.maxStorageBufferRange),

@@ -3,7 +3,10 @@
 * ``baked``: MLP weights compiled into the shader as literals, grid table through a uniform texel buffer.
   Fastest on CPU drivers, where every buffer read in a hot loop is a scalar loop; a weight change recompiles.
 * ``buffered``: grid in a storage buffer (packed fp16 when the model is fp16), weights in a uniform buffer.
-  For GPUs: a new model needs no recompile.
+  A new model needs no recompile.
+* ``shared``: tiny-cuda-nn's fully fused MLP shape for GPUs: grid as in ``buffered``; each workgroup loads all
+  weights once into shared memory (fp16 for fp16 models), every invocation's MLP reads them from there and
+  keeps its activations in registers. ``auto`` picks it on GPUs when the weights fit the shared memory.
 """
 from __future__ import annotations
 
@@ -17,14 +20,24 @@ from ..model import Model
 from ..vk.device import Device
 from ..vk.resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
 
-VARIANTS = ("auto", "baked", "buffered")
+VARIANTS = ("auto", "baked", "buffered", "shared")
 
 
-def choose_variant(device: Device, requested: str = "auto") -> str:
+def shared_weight_bytes(layers: list[np.ndarray], half: bool) -> int:
+    """Shared memory the shared variant needs for these layers (vec4 rows, fp16 or fp32)."""
+    return sum(w.shape[0] * glslgen.vec4_rows(w) for w in layers) * (8 if half else 16)
+
+
+def choose_variant(device: Device, requested: str = "auto", shared_bytes: int = 0) -> str:
+    """``auto``: baked on CPU drivers (constants beat any memory read there); on GPUs shared when the weights
+    (``shared_bytes``) fit the workgroup's shared memory, else buffered."""
     if requested not in VARIANTS:
         raise ConfigError(f"unknown kernel variant {requested!r}; choose one of {', '.join(VARIANTS)}")
     if requested == "auto":
-        return "baked" if device.info.is_cpu else "buffered"
+        if device.info.is_cpu:
+            return "baked"
+        fits = shared_bytes <= int(device.limits.maxComputeSharedMemorySize)
+        return "shared" if fits else "buffered"
     return requested
 
 
@@ -48,8 +61,12 @@ def check_field_limits(device: Device, geometry: GridGeometry, n_weights: int, h
     else:
         check_device_buffer(table_bytes, int(lim.maxStorageBufferRange), "the grid table as a storage buffer",
                             f"use {shrink}")
+    if variant == "buffered":
         check_device_buffer(n_weights * 4, int(lim.maxUniformBufferRange), "the MLP weights as a uniform buffer",
-                            "use a smaller network (n_neurons, n_hidden_layers)")
+                            "use --variant shared or a smaller network (n_neurons, n_hidden_layers)")
+    if variant == "shared":
+        check_device_buffer(n_weights * (2 if half else 4), int(lim.maxComputeSharedMemorySize),
+                            "the MLP weights in shared memory", "use --variant buffered or a smaller network")
 
 
 def _texel_format(n_features: int, half: bool) -> str:
@@ -82,11 +99,16 @@ class FieldResources:
                 self.grid = self._own(Buffer(device, table.nbytes, (STORAGE,), host=False))
                 self.grid.write(table)
                 packed = np.concatenate([glslgen.pack_mlp_vec4(layers) for _, layers, _ in self.networks()])
-                limit = int(device.limits.maxUniformBufferRange)
+                if variant == "shared" and half:
+                    packed = packed.astype(np.float16)  # exact: the weights are fp16 already
+                limit = int(device.limits.maxComputeSharedMemorySize if variant == "shared" else
+                            device.limits.maxUniformBufferRange)
                 if packed.nbytes > limit:
-                    raise ConfigError(f"MLP weights take {packed.nbytes} bytes, over this device's uniform-buffer "
-                                      f"limit of {limit}; use the baked variant")
-                self.weights = self._own(Buffer(device, packed.nbytes, (UNIFORM,), host=False))
+                    where = "shared memory" if variant == "shared" else "uniform-buffer limit"
+                    raise ConfigError(f"MLP weights take {packed.nbytes} bytes, over this device's {where} "
+                                      f"of {limit}; use the baked variant or a smaller network")
+                role = STORAGE if variant == "shared" else UNIFORM
+                self.weights = self._own(Buffer(device, packed.nbytes, (role,), host=False))
                 self.weights.write(packed)
             self.occupancy = None
             if model.occupancy is not None:
@@ -115,6 +137,7 @@ class FieldResources:
         out["GRID_HALF"] = int(self.half)
         out["MLP_VEC4S"] = sum(w.shape[0] * glslgen.vec4_rows(w) for _, layers, _ in self.networks() for w in layers)
         out["BAKED"] = int(self.variant == "baked")
+        out["SHARED_HALF"] = int(self.half)
         if self.model.occupancy is not None:
             out["OCCUPANCY_RES"] = self.model.occupancy.shape[0]
         return out
@@ -144,13 +167,18 @@ class FieldResources:
         """GLSL function ``name`` evaluating ``layers`` in this variant (baked literals or uniform-buffer reads
         at ``vec4_offset``, which needs mlp_uniform.glsl)."""
         if self.variant == "baked":
-            return glslgen.baked_mlp(layers, activation, name)
+            return '#include "mlp_baked.glsl"\n' + glslgen.baked_mlp(layers, activation, name)
+        if self.variant == "shared":
+            return '#include "mlp_shared.glsl"\n' + glslgen.buffered_mlp(layers, activation, name, vec4_offset,
+                                                                          load="mlp_w(uint({}))")
         return '#include "mlp_uniform.glsl"\n' + glslgen.buffered_mlp(layers, activation, name, vec4_offset)
 
     def bindings(self) -> dict[int, tuple[str, object]]:
         """{binding: (role, resource)} of the field's bindings."""
-        out = {0: (TEXEL, self.grid)} if self.variant == "baked" else \
-            {0: (STORAGE, self.grid), 2: (UNIFORM, self.weights)}
+        if self.variant == "baked":
+            out = {0: (TEXEL, self.grid)}
+        else:
+            out = {0: (STORAGE, self.grid), 2: (STORAGE if self.variant == "shared" else UNIFORM, self.weights)}
         if self.occupancy is not None:
             out[3] = (TEXEL, self.occupancy)
         return out

@@ -18,10 +18,11 @@ from typing import Callable
 
 import numpy as np
 
+from .. import glslgen
 from ..errors import ConfigError
 from ..shaders import compile_shader
 from ..vk.compute import create_bound_pipeline
-from ..vk.resources import STORAGE, UNIFORM, Buffer
+from ..vk.resources import STORAGE, Buffer
 
 GROUP = 64
 ENCODE_DISPATCHES = ("auto", "level", "sample")
@@ -131,6 +132,12 @@ class Wavefront:
             for label, function, (in_a, in_b), out in plan:
                 self.mlp_stages.append((f"mlp/{label}", self._ngpc_mlp(label, *networks[function], in_a, in_b, out)))
             return
+        if self.app.mlp_dispatch == "coopmat":
+            for label, function, (in_a, in_b), out in plan:
+                layers, act = networks[function]
+                self.mlp_stages.append((f"mlp/{label}", self._coopmat_mlp(label, layers, act, in_a, in_b, out,
+                                                                            buffer)))
+            return
         hidden = []
         if self.app.mlp_dispatch == "layer":
             width = max(w.shape[0] for layers, _ in networks.values() for w in layers[:-1])
@@ -150,11 +157,27 @@ class Wavefront:
                 if src[1] is not None:
                     bindings[IN_B] = (STORAGE, src[1])
                 if field.weights is not None:
-                    bindings[2] = (UNIFORM, field.weights)
+                    bindings[2] = field.bindings()[2]
                 name = f"mlp/{label}" if index is None else f"mlp/{label}.{index}"
                 defines = {"NET_IN_A": chunk[0].shape[1] - n_in_b, "NET_IN_B": n_in_b, "NET_OUT": chunk[-1].shape[0]}
                 self.mlp_stages.append((name, self._kernel("mlp", name, bindings, {"generated/net.glsl": code},
                                                            defines=defines)))
+
+    def _coopmat_mlp(self, label: str, layers: list[np.ndarray], activation: str, in_a: Buffer,
+                     in_b: Buffer | None, out: Buffer, buffer: Callable[[int], Buffer]):
+        """One network as shaders/coopmat/mlp.comp: cooperative matrices where the device has them, else the
+        same tiles with scalar arithmetic."""
+        table, weights = glslgen.coopmat_weights(layers)
+        w = buffer(weights.nbytes)
+        w.write(weights)
+        n_in_b = self.app.model.sh_degree ** 2 if in_b is not None else 0
+        bindings = {CONTROL: (STORAGE, self.control), IN_A: (STORAGE, in_a), NET_OUT: (STORAGE, out), 2: (STORAGE, w)}
+        if in_b is not None:
+            bindings[IN_B] = (STORAGE, in_b)
+        defines = {"NET_IN_A": layers[0].shape[1] - n_in_b, "NET_IN_B": n_in_b, "NET_OUT": layers[-1].shape[0],
+                   "NET_ACT": f"act_{activation}", "COOPMAT": int(self.device.cooperative_matrix)}
+        return self._kernel("coopmat/mlp.comp", f"mlp/{label}", bindings, {"generated/coopmat_layers.glsl": table},
+                            defines=defines)
 
     def _ngpc_mlp(self, label: str, layers: list[np.ndarray], activation: str, in_a: Buffer, in_b: Buffer | None,
                   out: Buffer):

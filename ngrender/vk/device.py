@@ -142,9 +142,15 @@ class Device(Handle):
         queue_info = vk.VkDeviceQueueCreateInfo(queueFamilyIndex=self.queue_family, queueCount=1,
                                                 pQueuePriorities=[1.0])
         exts = list(extensions)
-        create = vk.VkDeviceCreateInfo(queueCreateInfoCount=1, pQueueCreateInfos=[queue_info],
-                                       enabledExtensionCount=len(exts), ppEnabledExtensionNames=exts)
-        self._device = vk.vkCreateDevice(self.physical, create, None)
+        self.cooperative_matrix = False
+        self._device = None
+        if COOPMAT_EXTENSION in device_extension_names(vk, self.physical) and \
+                os.environ.get("NGRENDER_COOPMAT", "1") != "0":
+            self._device = self._create_with_cooperative_matrix(queue_info, exts)
+        if self._device is None:
+            create = vk.VkDeviceCreateInfo(queueCreateInfoCount=1, pQueueCreateInfos=[queue_info],
+                                           enabledExtensionCount=len(exts), ppEnabledExtensionNames=exts)
+            self._device = vk.vkCreateDevice(self.physical, create, None)
         self.queue = vk.vkGetDeviceQueue(self._device, self.queue_family, 0)
         pool_info = vk.VkCommandPoolCreateInfo(queueFamilyIndex=self.queue_family,
                                                flags=vk.VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT)
@@ -159,6 +165,23 @@ class Device(Handle):
         self.timestamp_period_ns = float(self.limits.timestampPeriod)
         self.timestamps_supported = bool(families[self.queue_family].timestampValidBits) and \
             self.timestamp_period_ns > 0
+
+    def _create_with_cooperative_matrix(self, queue_info, exts: list[str]):
+        """The device with VK_KHR_cooperative_matrix and what shaders/coopmat/mlp.comp needs (fp16 arithmetic
+        and storage, the Vulkan memory model); None when the driver refuses, so the scalar path is used."""
+        vk = self.vk
+        names = exts + [COOPMAT_EXTENSION]
+        coop = vk.VkPhysicalDeviceCooperativeMatrixFeaturesKHR(cooperativeMatrix=vk.VK_TRUE)
+        v12 = vk.VkPhysicalDeviceVulkan12Features(pNext=coop, shaderFloat16=vk.VK_TRUE, vulkanMemoryModel=vk.VK_TRUE)
+        v11 = vk.VkPhysicalDeviceVulkan11Features(pNext=v12, storageBuffer16BitAccess=vk.VK_TRUE)
+        create = vk.VkDeviceCreateInfo(pNext=v11, queueCreateInfoCount=1, pQueueCreateInfos=[queue_info],
+                                       enabledExtensionCount=len(names), ppEnabledExtensionNames=names)
+        try:
+            device = vk.vkCreateDevice(self.physical, create, None)
+        except vk.VkError:
+            return None
+        self.cooperative_matrix = True
+        return device
 
     # -- use ------------------------------------------------------------------------------------
     @property
@@ -268,3 +291,15 @@ def list_devices() -> list[DeviceInfo]:
         return [describe_physical(vk, i, p) for i, p in enumerate(vk.vkEnumeratePhysicalDevices(instance))]
     finally:
         vk.vkDestroyInstance(instance, None)
+
+
+COOPMAT_EXTENSION = "VK_KHR_cooperative_matrix"
+
+
+def device_extension_names(vk, physical) -> set[str]:
+    """The device extensions a physical device offers."""
+    names = set()
+    for ext in vk.vkEnumerateDeviceExtensionProperties(physical, None):
+        name = ext.extensionName
+        names.add(name.decode() if isinstance(name, bytes) else str(name))
+    return names

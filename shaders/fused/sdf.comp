@@ -13,6 +13,7 @@ layout(local_size_x = 8, local_size_y = 8) in;
 #include "grid.glsl"
 
 void main() {
+    variant_prologue();  // before any invocation returns: the shared variant loads weights with a barrier
     uvec2 gid = gl_GlobalInvocationID.xy;
     if (gid.x >= uint(pc.tile_size.x) || gid.y >= uint(pc.tile_size.y)) return;
     Ray r;

@@ -15,6 +15,7 @@ layout(std430, set = 0, binding = 11) writeonly restrict buffer Out { float net_
 #include "generated/net.glsl"
 
 void main() {
+    variant_prologue();
     uint s = gl_GlobalInvocationID.x;
     if (s >= ctl.n_samples) return;
     float x[NET_IN_A + NET_IN_B];

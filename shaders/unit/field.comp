@@ -17,6 +17,9 @@ layout(push_constant) uniform Push { uint count; } pc;
 #include "grid.glsl"
 
 void main() {
+#if UNIT_MODE == 2
+    variant_prologue();
+#endif
     uint i = gl_GlobalInvocationID.x;
     if (i >= pc.count) return;
 #if UNIT_MODE == 0
