@@ -169,3 +169,40 @@ def compare_encodings(app: str, models: list[str | Path] | None = None, size: in
               f"samples/s, {rows[1]['lookups'] / rows[0]['lookups']:.2f}x lookups, fit error "
               f"{rows[1]['fit_error'] / rows[0]['fit_error']:.2f}x")
     return rows
+
+
+def compare_variants(app: str, scene: str | Path | None = None, size: int = 256, repeats: int = 5,
+                     device: str | None = None, variants: tuple[str, ...] = ("baked", "buffered", "shared"),
+                     mlp_dispatches: tuple[str, ...] = ("network", "coopmat")) -> list[dict]:
+    """The kernel variants (fused) and the unfused pipeline's MLP kernels side by side on one frame: the runs
+    alternate between them (one round of every one per repeat), so a noisy machine slows all alike."""
+    runs: dict[str, RenderSession] = {}
+    try:
+        for variant in variants:
+            runs[f"fused {variant}"] = open_session(app, scene, device=device, variant=variant)
+        for dispatch in mlp_dispatches:
+            runs[f"unfused mlp={dispatch}"] = open_session(app, scene, device=device, variant="buffered",
+                                                            pipeline="unfused", mlp_dispatch=dispatch)
+        first = next(iter(runs.values()))
+        print(f"{app}: kernel variants side by side at {size}x{size} on {first.device.info.name}, median of "
+              f"{repeats} alternating rounds; image difference against the first row\n")
+        views = {name: s.view() for name, s in runs.items()}
+        images = {name: s.renderer.render(size, size, views[name])[0] for name, s in runs.items()}  # warm-up
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeats):
+            for name, s in runs.items():
+                times[name].append(median_ms(lambda: s.renderer.render(size, size, views[name]), 1)[0])
+        base_name = next(iter(runs))
+        base_ms = float(np.median(times[base_name]))
+        print_header(f"{'kernel':<22} {'ms/frame':>9} {'vs ' + base_name:>18} {'pixels > 2/255':>15}")
+        rows = []
+        for name in runs:
+            ms = float(np.median(times[name]))
+            diff = np.abs(images[name].astype(int) - images[base_name].astype(int)).max(axis=2)
+            row = {"app": app, "kernel": name, "ms": ms, "speedup": base_ms / ms, "pixels_off": float((diff > 2).mean())}
+            rows.append(row)
+            print(f"{name:<22} {ms:>9.1f} {row['speedup']:>17.2f}x {row['pixels_off']:>14.3%}")
+        return rows
+    finally:
+        for s in runs.values():
+            s.close()

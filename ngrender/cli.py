@@ -12,6 +12,7 @@ from typing import NoReturn, Sequence
 
 from .apps import APPS
 from .apps.base import MLP_DISPATCHES, PIPELINES
+from .apps.field import VARIANTS
 from .apps.wavefront import ENCODE_DISPATCHES
 from .errors import NgrenderError
 from .fileio import check_output, write_json
@@ -190,7 +191,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     with Device(args.device, validation=args.validation) as device:
         lim = device.limits
         print(f"chosen: {device.info}")
-        print(f"  kernel variant (auto): {'baked' if device.info.is_cpu else 'buffered'}")
+        auto = "baked" if device.info.is_cpu else "shared (buffered when the weights exceed the shared memory)"
+        print(f"  kernel variant (auto): {auto}")
         print(f"  timestamps: {'yes' if device.timestamps_supported else 'no'} "
               f"(period {device.timestamp_period_ns:g} ns)")
         print(f"  max texel-buffer elements: {lim.maxTexelBufferElements:,}")
@@ -215,6 +217,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if args.app is None:
         raise NgrenderError("bench needs an APP (gigapixel, sdf, volume, nerf), or --breakdown for all of them")
+    if args.compare_variants:
+        from .bench import compare_variants
+        compare_variants(args.app, args.scene, size=(args.sizes or [256])[0], repeats=args.repeats,
+                         device=args.device)
+        return 0
     if args.compare_encodings or args.models:
         if args.app == "gigapixel" and not args.models:
             raise NgrenderError("gigapixel has no default models to compare: pass --models A B")
@@ -263,10 +270,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError as exc:
         raise NgrenderError(f"training needs the [train] extra (PyTorch CPU): {exc}") from None
+    from .train.loop import resolve_device
+
+    device = resolve_device(args.device)  # before any work: a device torch cannot use is one clear line
     out, checkpoint, scene_path = _train_outputs(args)
     resume = Path(args.resume) if args.resume else None
     common = dict(steps=args.steps, time_budget=args.time_budget, seed=args.seed, checkpoint=checkpoint,
-                  resume=resume, progress=sys.stderr.isatty())
+                  resume=resume, progress=sys.stderr.isatty(), device=device)
     if args.app == "gigapixel":
         from .data.images import resolve_image
         from .train import gigapixel as trainer
@@ -298,7 +308,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     write_json(scene_path, default_scene(result.model, out.name))
     print(f"{out} (+ {scene_path.name}, {checkpoint.name}): {result.model.geometry.describe()}; "
           f"{result.model.n_params:,} parameters, {out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, "
-          f"{seconds:.0f} s of training; {_quality(args.app, metrics)}")
+          f"{seconds:.0f} s of training on {result.device}; {_quality(args.app, metrics)}")
     return 0
 
 
@@ -372,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output PNG path")
     p.add_argument("--width", type=_positive, help="frame width (default: the scene's)")
     p.add_argument("--height", type=_positive, help="frame height (default: the scene's)")
-    p.add_argument("--variant", choices=("auto", "baked", "buffered"),
-                   help="kernel variant (auto: baked on CPU drivers, buffered on GPUs)")
+    p.add_argument("--variant", choices=VARIANTS,
+                   help="kernel variant (auto: baked on CPU drivers; on GPUs shared when the weights fit the shared "
+                        "memory, else buffered)")
     p.add_argument("--window", type=_window, help="gigapixel view window x0,y0,x1,y1 in image units "
                                                   "(0,0,1,1 is the whole image)")
     p.add_argument("--tile", type=_size, help="largest tile per dispatch, e.g. 1024x1024")
@@ -399,13 +410,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-encodings", action="store_true",
                    help="hash vs simplex (or --models) on the same app: lookups, fit quality, samples/s")
     p.add_argument("--models", nargs="+", help="model files to compare side by side")
+    p.add_argument("--compare-variants", action="store_true",
+                   help="the kernel variants (baked, buffered, shared) and the unfused MLP kernels (per network, "
+                        "cooperative-matrix) side by side on one frame")
     p.add_argument("--breakdown", action="store_true",
                    help="per-kernel profile (encoding / MLP / rest) of every app x encoding, fused vs unfused vs "
                         "fused-rest, next to the paper's RTX 3090 figures; writes JSON, Markdown and a PNG chart")
     p.add_argument("--encodings", nargs="+", choices=("hash", "dense", "lowres", "simplex"),
                    help="--breakdown: encodings to profile (default: hash dense lowres)")
     p.add_argument("--out-dir", default="breakdown", help="--breakdown: folder for breakdown.{json,md,png}")
-    p.add_argument("--variant", choices=("auto", "baked", "buffered"), default="auto")
+    p.add_argument("--variant", choices=VARIANTS, default="auto")
     _device_args(p)
     p.set_defaults(func=cmd_bench)
 
@@ -444,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     _device_args(p)
     p.set_defaults(func=cmd_ngpc)
 
-    p = sub.add_parser("train", help="fit a model to real data (extra [train], PyTorch CPU)")
+    p = sub.add_parser("train", help="fit a model to real data (extra [train], PyTorch; CPU, or CUDA with --device)")
     p.add_argument("app", choices=APPS)
     p.add_argument("--image", default="shadedrelief",
                    help="gigapixel: image file, or a bundled name: shadedrelief (10800x5400), bmng (5400x2700), etopo1")
@@ -467,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the rays per step adapt)")
     p.add_argument("--resume", help="continue from a checkpoint (OUT.ckpt, written every 500 steps and at the end)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu",
+                   help="where PyTorch trains: cpu (default), cuda (the current GPU) or cuda:N; CUDA needs a CUDA "
+                        "build of torch on a machine with an NVIDIA GPU (ngrender installs the CPU wheel)")
     p.add_argument("--force", action="store_true",
                    help="replace existing output files (the model, its .ckpt and its .json scene)")
     p.set_defaults(func=cmd_train)

@@ -21,6 +21,7 @@ class TrainResult:
     seconds: float
     psnr: float
     losses: list[float]
+    device: str = "cpu"  # where it trained, in words: cpu, or cuda:0 (NVIDIA H200)
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -47,17 +48,19 @@ def pixel_centres(idx: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([(x + 0.5) / width, (y + 0.5) / height], axis=1).astype(np.float32)
 
 
-def evaluate_psnr(field, image: np.ndarray, chunk: int = 1 << 18) -> float:
-    """PSNR (dB) of the model's rendering at the image's own resolution, all pixels, values in [0, 1]."""
+def evaluate_psnr(field, image: np.ndarray, chunk: int = 1 << 18, device="cpu") -> float:
+    """PSNR (dB) of the model's rendering at the image's own resolution, all pixels, values in [0, 1]; the field
+    runs on ``device`` (it is moved there), the error is summed on the CPU."""
     import torch
 
+    field = field.to(device)
     h, w, _ = image.shape
     flat = image.reshape(-1, 3)
     sq_err = 0.0
     with torch.no_grad():
         for start in range(0, h * w, chunk):
             idx = np.arange(start, min(start + chunk, h * w))
-            pred = field(torch.from_numpy(pixel_centres(idx, w, h))).clamp(0, 1).numpy()
+            pred = field(torch.from_numpy(pixel_centres(idx, w, h)).to(device)).clamp(0, 1).cpu().numpy()
             sq_err += float(((pred - flat[idx] / 255.0) ** 2).sum())
     mse = sq_err / (h * w * 3)
     return loop.psnr_db(mse)
@@ -66,12 +69,16 @@ def evaluate_psnr(field, image: np.ndarray, chunk: int = 1 << 18) -> float:
 def train(image_path: str | Path, config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 16, lr: float = 1e-2, seed: int = 0,
           progress: bool = True, dtype: str = "float16", checkpoint: Path | None = None,
-          resume: Path | None = None) -> TrainResult:
-    """Adam on L2 at random pixel centres (instant-ngp's optimiser settings); fp16 weights as rendered."""
+          resume: Path | None = None, device="cpu") -> TrainResult:
+    """Adam on L2 at random pixel centres (instant-ngp's optimiser settings); fp16 weights as rendered.
+
+    ``device``: cpu, cuda or cuda:N. The image stays on the CPU (it may be 58 MP) and the pixels are drawn there;
+    each batch (2 coordinates + 3 target values a sample) is moved to the device."""
     import torch
 
     from .torch_field import TorchField
 
+    device = loop.resolve_device(device)
     image = load_image(image_path)
     h, w, _ = image.shape
     if h * w < 4:
@@ -79,14 +86,14 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
     config = image_config(load_network_config(config_path or DEFAULT_CONFIG), w, h)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    field = TorchField(grid_geometry(config["encoding"], 2), NetworkConfig.from_json(config["network"]), 3)
+    field = TorchField(grid_geometry(config["encoding"], 2), NetworkConfig.from_json(config["network"]), 3).to(device)
     opt = loop.adam(field, lr)
     flat = image.reshape(-1, 3)
 
     def step() -> float:
         idx = rng.integers(0, h * w, batch)
-        x = torch.from_numpy(pixel_centres(idx, w, h))
-        target = torch.from_numpy(flat[idx].astype(np.float32) / 255.0)
+        x = torch.from_numpy(pixel_centres(idx, w, h)).to(device)
+        target = torch.from_numpy(flat[idx].astype(np.float32) / 255.0).to(device)
         loss = torch.mean((field(x) - target) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -95,9 +102,11 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
 
     meta = {"trainer": "gigapixel", "image": Path(image_path).name, "config": config, "batch": batch, "seed": seed}
     state = loop.run(step, steps, batch, field, opt, rng, meta, time_budget, checkpoint, resume=resume,
-                     progress=progress)
+                     progress=progress, device=device)
     model = field.to_model("gigapixel", config, dtype)
-    psnr = evaluate_psnr(TorchField.from_model(model), image)
+    psnr = evaluate_psnr(TorchField.from_model(model), image, device=device)
+    label = loop.device_label(device)
     model.extra = {"source": Path(image_path).name, "source_size": [w, h], "psnr_db": round(psnr, 3),
-                   "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "batch": batch}
-    return TrainResult(model, state.step, state.elapsed, psnr, state.losses)
+                   "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "train_device": label,
+                   "batch": batch}
+    return TrainResult(model, state.step, state.elapsed, psnr, state.losses, label)

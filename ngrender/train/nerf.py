@@ -77,7 +77,7 @@ class OccupancyGrid(nn.Module):
 
     def cube(self) -> np.ndarray:
         """(res, res, res) uint8 [z, y, x], the model's ``occupancy`` tensor."""
-        return self.occupied.to(torch.uint8).reshape(self.res, self.res, self.res).numpy().copy()
+        return self.occupied.to(torch.uint8).reshape(self.res, self.res, self.res).cpu().numpy().copy()
 
 
 def segment_exclusive_sum(values, ray, n_rays: int):
@@ -89,7 +89,7 @@ def segment_exclusive_sum(values, ray, n_rays: int):
     starts = torch.cumsum(counts, 0) - counts
     base = before[torch.clamp(starts, max=max(values.shape[0] - 1, 0))] if values.shape[0] else before
     excl = (before - base[ray]).to(values.dtype)
-    ray_total = torch.zeros(n_rays, dtype=values.dtype).index_add_(0, ray, values)
+    ray_total = torch.zeros(n_rays, dtype=values.dtype, device=values.device).index_add_(0, ray, values)
     return excl, ray_total
 
 
@@ -103,9 +103,9 @@ def load_nerf_config(path: str | Path) -> dict:
     return config
 
 
-def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None = None) -> dict:
-    """PSNR of the model's renders (reference renderer, PyTorch networks, white background) against the split's
-    images composited on white."""
+def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None = None, device="cpu") -> dict:
+    """PSNR of the model's renders (reference renderer, PyTorch networks on ``device``, white background) against
+    the split's images composited on white."""
     from ..camera import Camera
     from ..reference import nerf as ref
     from .torch_field import torch_radiance
@@ -115,7 +115,7 @@ def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None
             abs(split.focal[0] - split.focal[1]) > 1e-3 * split.focal[0]:
         return {"psnr_db": None, "note": "not evaluated: the renderer's camera has square pixels and a centred "
                                          "principal point, these test views do not"}
-    radiance = torch_radiance(model)
+    radiance = torch_radiance(model, device)
     psnrs = []
     for k in range(min(len(split.c2w), max_views or len(split.c2w))):
         view = ref.NerfView(camera=Camera(split.c2w[k], split.fov_x_deg), n_steps=n_steps, background=(1, 1, 1))
@@ -130,10 +130,15 @@ def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None
 def train(data: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 15, lr: float = 1e-2, seed: int = 0,
           n_steps: int = 1024, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
-          dtype: str = "float16", eval_views: int | None = None) -> FitResult:
-    """``batch`` is the target number of network samples per step; the rays per step adapt to it."""
+          dtype: str = "float16", eval_views: int | None = None, device="cpu") -> FitResult:
+    """``batch`` is the target number of network samples per step; the rays per step adapt to it.
+
+    ``device``: cpu, cuda or cuda:N. The network, the occupancy grid and the ray marching live there; the
+    training images stay on the CPU, where the rays and their random numbers are drawn (the NumPy generator,
+    so every device sees the same samples), and each step's rays and targets are moved to the device."""
     from .torch_field import TorchNerf
 
+    device = loop.resolve_device(device)
     config = load_nerf_config(loop.config_file("nerf", encoding, config_path))
     train_split = load_split(data, "train")
     test_split = load_split(data, "test")
@@ -145,12 +150,13 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     grid = OccupancyGrid()
     trainee = torch.nn.ModuleDict({"nerf": nerf, "occupancy": grid})
     trainee.register_buffer("progress", torch.tensor([0, 1024], dtype=torch.int64))  # (step, rays per step)
+    trainee.to(device)
     optimizer = loop.adam_groups(nerf.density.grid.parameters(),
                                  [*nerf.density.layers.parameters(), *nerf.rgb_layers.parameters()], lr)
     dt = float(np.float32(math.sqrt(3.0) / n_steps))
     views, height, width = train_split.rgba.shape[:3]
     rgba = torch.from_numpy(train_split.rgba.reshape(-1, 4))
-    offsets = torch.arange(n_steps + 1, dtype=torch.float32)
+    offsets = torch.arange(n_steps + 1, dtype=torch.float32, device=device)
 
     def optical_thickness(p: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -160,14 +166,15 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     def update_grid(step: int, everything: bool) -> None:
         n = grid.res ** 3
         if everything:
-            cells = torch.arange(n)
+            cells = torch.arange(n, device=device)
         else:
             k = 1 << 16
             occupied = torch.nonzero(grid.occupied).flatten()
-            cells = torch.from_numpy(rng.integers(0, n, k))
+            cells = torch.from_numpy(rng.integers(0, n, k)).to(device)
             if occupied.numel():
-                cells = torch.cat([cells, occupied[torch.from_numpy(rng.integers(0, occupied.numel(), k))]])
-        jitter = torch.from_numpy(rng.random((cells.numel(), 3), np.float32))
+                pick = torch.from_numpy(rng.integers(0, occupied.numel(), k)).to(device)
+                cells = torch.cat([cells, occupied[pick]])
+        jitter = torch.from_numpy(rng.random((cells.numel(), 3), np.float32)).to(device)
         grid.update(optical_thickness, cells, jitter, warm=step >= OCC_WARMUP)
 
     def sample_rays(n_rays: int):
@@ -176,7 +183,7 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
         o, d = pixel_rays(train_split, view, px + rng.random(n_rays), py + rng.random(n_rays))
         t_near, t_far = unit_box_hits(o, d)
         target = rgba[torch.from_numpy((view * height + py) * width + px)]
-        return torch.from_numpy(o), torch.from_numpy(d), torch.from_numpy(t_near), torch.from_numpy(t_far), target
+        return tuple(torch.from_numpy(a).to(device) for a in (o, d, t_near, t_far)) + (target.to(device),)
 
     def step() -> float:
         step_index, n_rays = (int(v) for v in trainee.progress)
@@ -184,7 +191,7 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
             update_grid(step_index, everything=step_index == OCC_WARMUP)
         o, d, t_near, t_far, target = sample_rays(n_rays)
         # Every lattice point t_near + (k + u) dt inside the cube, kept where its cell is occupied
-        u = torch.from_numpy(rng.random(n_rays, np.float32))
+        u = torch.from_numpy(rng.random(n_rays, np.float32)).to(device)
         t = t_near[:, None] + (offsets[None, :] + u[:, None]) * dt
         with torch.no_grad():
             cells = grid.cells(o[:, None, :] + t[..., None] * d[:, None, :])
@@ -200,8 +207,8 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
         sdt = sigma * dt
         excl, total = segment_exclusive_sum(sdt, ray_s, n_rays)
         weight = torch.exp(-excl) * (1.0 - torch.exp(-sdt))
-        colour = torch.zeros(n_rays, 3).index_add_(0, ray_s, weight[:, None] * rgb)
-        background = torch.from_numpy(rng.random((n_rays, 3), np.float32))
+        colour = torch.zeros(n_rays, 3, device=device).index_add_(0, ray_s, weight[:, None] * rgb)
+        background = torch.from_numpy(rng.random((n_rays, 3), np.float32)).to(device)
         predicted = colour + torch.exp(-total)[:, None] * background
         wanted = target[:, :3] * target[:, 3:] + background * (1.0 - target[:, 3:])
         loss = torch.mean((predicted - wanted) ** 2)
@@ -209,7 +216,7 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
         loss.backward()
         optimizer.step()
         with torch.no_grad():  # transmittance at every candidate, evaluated or skipped, for the visibility EMA
-            sdt_c = torch.zeros(ray_c.numel())
+            sdt_c = torch.zeros(ray_c.numel(), device=device)
             sdt_c[trained] = sdt.detach()
             grid.seen.scatter_reduce_(0, cells_c, torch.exp(-segment_exclusive_sum(sdt_c, ray_c, n_rays)[0]), "amax")
             per_ray = max(ray_s.numel(), 1) / n_rays
@@ -219,12 +226,14 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     meta = {"trainer": "nerf", "data": str(Path(data).resolve().name), "config": config, "batch": batch,
             "seed": seed, "n_steps": n_steps}
     state = loop.run(step, steps, batch, trainee, optimizer, rng, meta, time_budget, checkpoint, resume=resume,
-                     progress=progress)
+                     progress=progress, device=device)
     update_grid(int(trainee.progress[0]), everything=True)  # the saved grid: every cell evaluated at the end
     seconds = time.perf_counter() - start
     model = nerf.to_model(config, grid.cube(), dtype)
-    metrics = evaluate(model, test_split, n_steps, eval_views)
+    metrics = evaluate(model, test_split, n_steps, eval_views, device)
+    label = loop.device_label(device)
     model.extra = {"source": str(data), "train_views": int(views), "train_size": [int(width), int(height)],
                    "n_steps": n_steps, "occupancy_fraction": round(float(grid.occupied.float().mean()), 4),
-                   "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "batch": batch, **metrics}
-    return FitResult(model, state.step, seconds, metrics, state.losses)
+                   "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "train_device": label,
+                   "batch": batch, **metrics}
+    return FitResult(model, state.step, seconds, metrics, state.losses, label)

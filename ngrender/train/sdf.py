@@ -100,16 +100,19 @@ def sample_pool(vertices: np.ndarray, faces: np.ndarray, n: int,
     return points.astype(np.float32), signed_distance(points, vertices, faces).astype(np.float32)
 
 
-def evaluate(field, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator, n: int = 100_000) -> dict:
+def evaluate(field, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator, n: int = 100_000,
+             device="cpu") -> dict:
     """Surface error: mean and 90th percentile |sdf| at surface samples (cube units and % of the bounding-box
-    diagonal); sign accuracy on held-out near-surface and uniform points away from the surface (|sdf| > 1e-3)."""
+    diagonal); sign accuracy on held-out near-surface and uniform points away from the surface (|sdf| > 1e-3).
+    The points are drawn on the CPU, the field runs on ``device`` (it is moved there)."""
     import torch
 
+    field = field.to(device)
     surface = surface_points(vertices, faces, n, rng).astype(np.float32)
     test_points, test_sdf = sample_pool(vertices, faces, n, rng)
     with torch.no_grad():
-        at_surface = np.abs(field(torch.from_numpy(surface)).numpy()[:, 0])
-        pred = field(torch.from_numpy(test_points)).numpy()[:, 0]
+        at_surface = np.abs(field(torch.from_numpy(surface).to(device)).cpu().numpy()[:, 0])
+        pred = field(torch.from_numpy(test_points).to(device)).cpu().numpy()[:, 0]
     away = np.abs(test_sdf) > 1e-3
     diagonal = float(np.linalg.norm(vertices.max(0) - vertices.min(0)))
     return {"surface_error_mean": float(at_surface.mean()),
@@ -121,11 +124,14 @@ def evaluate(field, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Gene
 def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           pool: int = 1 << 20, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
-          dtype: str = "float16") -> FitResult:
+          dtype: str = "float16", device="cpu") -> FitResult:
+    """``device``: cpu, cuda or cuda:N. The pool of points is made on the CPU (libigl) and then kept on the
+    device (16 MB at the default 2^20 points); each step's indices are drawn on the CPU and moved."""
     import torch
 
     from .torch_field import TorchField
 
+    device = loop.resolve_device(device)
     path = resolve_mesh(str(mesh))
     config = load_network_config(loop.config_file("sdf", encoding, config_path))
     raw_vertices, faces = load_mesh(path)
@@ -134,12 +140,12 @@ def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | No
     torch.manual_seed(seed)
     start = time.perf_counter()
     points, sdf = sample_pool(vertices, faces, pool, rng)
-    field = TorchField(grid_geometry(config["encoding"], 3), NetworkConfig.from_json(config["network"]), 1)
+    field = TorchField(grid_geometry(config["encoding"], 3), NetworkConfig.from_json(config["network"]), 1).to(device)
     optimizer = loop.adam(field, lr)
-    points_t, sdf_t = torch.from_numpy(points), torch.from_numpy(sdf)
+    points_t, sdf_t = torch.from_numpy(points).to(device), torch.from_numpy(sdf).to(device)
 
     def step() -> float:
-        idx = torch.from_numpy(rng.integers(0, pool, batch))
+        idx = torch.from_numpy(rng.integers(0, pool, batch)).to(device)
         target = sdf_t[idx]
         loss = torch.mean(torch.abs(field(points_t[idx])[:, 0] - target) / (target.abs() + MAPE_EPS))
         optimizer.zero_grad(set_to_none=True)
@@ -149,12 +155,13 @@ def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | No
 
     meta = {"trainer": "sdf", "mesh": path.name, "config": config, "batch": batch, "pool": pool, "seed": seed}
     state = loop.run(step, steps, batch, field, optimizer, rng, meta, time_budget, checkpoint, resume=resume,
-                     progress=progress)
+                     progress=progress, device=device)
     seconds = time.perf_counter() - start
     model = field.to_model("sdf", config, dtype)
-    metrics = evaluate(TorchField.from_model(model), vertices, faces, np.random.default_rng(seed + 1))
+    metrics = evaluate(TorchField.from_model(model), vertices, faces, np.random.default_rng(seed + 1), device=device)
+    label = loop.device_label(device)
     model.extra = {"source": path.name, "triangles": int(len(faces)), "mesh_scale": scale,
                    "mesh_offset": [float(v) for v in offset], "train_steps": state.step,
-                   "train_seconds": round(state.elapsed, 1), "batch": batch,
+                   "train_seconds": round(state.elapsed, 1), "train_device": label, "batch": batch,
                    **{k: round(v, 6) for k, v in metrics.items()}}
-    return FitResult(model, state.step, seconds, metrics, state.losses)
+    return FitResult(model, state.step, seconds, metrics, state.losses, label)

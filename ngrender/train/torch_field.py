@@ -1,4 +1,5 @@
-"""PyTorch (CPU) implementation of the grid encoding + MLP, used to train models and as a benchmark peer.
+"""PyTorch implementation of the grid encoding + MLP (on the CPU, or a CUDA device when the trainer is given one),
+used to train models and as a benchmark peer.
 
 The arithmetic is tcnn's, exactly as in ``ngrender.reference``: a model trained here renders the same in the
 NumPy reference and in the Vulkan kernels.
@@ -28,7 +29,7 @@ class _GatherRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         idx, = ctx.saved_tensors
-        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype)
+        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
         return out.index_add_(0, idx.reshape(-1), grad.reshape(-1, grad.shape[-1])), None
 
 
@@ -63,7 +64,7 @@ class TorchGrid(nn.Module):
     def _corner_index(self, level: int, cell: torch.Tensor) -> torch.Tensor:
         """_index of all 2^d corners of the cells (N, d) -> (N, 2^d), combining per-dimension terms."""
         lv = self.geom.levels[level]
-        offsets = torch.tensor([0, 1], dtype=torch.int64)
+        offsets = torch.tensor([0, 1], dtype=torch.int64, device=cell.device)
         index, stride = None, 1
         for d in range(self.geom.n_dims):
             term = cell[:, d, None] + offsets  # (N, 2)
@@ -81,7 +82,7 @@ class TorchGrid(nn.Module):
         skewed = pos + float(simplex_skew(d)) * pos.sum(dim=1, keepdim=True)
         cell = torch.floor(skewed)
         frac = skewed - cell
-        idx = torch.arange(d)
+        idx = torch.arange(d, device=x.device)
         before = (frac[:, None, :] > frac[:, :, None]) | ((frac[:, None, :] == frac[:, :, None])
                                                           & (idx[None, None, :] < idx[None, :, None]))
         rank = before.sum(dim=2)  # (N, d): position of each dimension in descending order
@@ -207,7 +208,8 @@ class TorchNerf(nn.Module):
     def to_model(self, config: dict, occupancy: np.ndarray, dtype: str = "float16") -> Model:
         """The trained NeRF as a Model (instant-ngp config with dir_encoding and rgb_network), weights rounded to
         the storage precision, with its occupancy grid."""
-        rgb_layers = [layer.weight.detach().numpy().astype(dtype).astype(np.float32) for layer in self.rgb_layers]
+        rgb_layers = [layer.weight.detach().cpu().numpy().astype(dtype).astype(np.float32)
+                      for layer in self.rgb_layers]
         return replace(self.density.to_model("nerf", config, dtype), dir_encoding=config["dir_encoding"],
                        rgb_network=config["rgb_network"], rgb_layers=rgb_layers, occupancy=occupancy)
 
@@ -221,26 +223,27 @@ class TorchNerf(nn.Module):
         return nerf
 
 
-def torch_network(model: Model):
-    """The model's network in PyTorch as a NumPy-in/NumPy-out function (reference.field.field_network's peer)."""
-    field = TorchField.from_model(model).eval()
+def torch_network(model: Model, device="cpu"):
+    """The model's network in PyTorch as a NumPy-in/NumPy-out function (reference.field.field_network's peer),
+    evaluated on ``device``."""
+    field = TorchField.from_model(model).to(device).eval()
 
     def evaluate(p: np.ndarray) -> np.ndarray:
         x = np.clip(p, 0.0, 1.0) if model.n_input_dims == 3 else p
         with torch.inference_mode():
-            return field(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+            return field(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)).cpu().numpy()
 
     return evaluate
 
 
-def torch_radiance(model: Model):
-    """NeRF's (p, d) -> (density, rgb) in PyTorch (reference.nerf.radiance's peer)."""
-    nerf = TorchNerf.from_model(model).eval()
+def torch_radiance(model: Model, device="cpu"):
+    """NeRF's (p, d) -> (density, rgb) in PyTorch (reference.nerf.radiance's peer), evaluated on ``device``."""
+    nerf = TorchNerf.from_model(model).to(device).eval()
 
     def evaluate(p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            sigma, rgb = nerf(torch.from_numpy(np.clip(p, 0.0, 1.0).astype(np.float32)),
-                              torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32)))
-        return sigma.numpy(), rgb.numpy()
+            sigma, rgb = nerf(torch.from_numpy(np.clip(p, 0.0, 1.0).astype(np.float32)).to(device),
+                              torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32)).to(device))
+        return sigma.cpu().numpy(), rgb.cpu().numpy()
 
     return evaluate

@@ -136,8 +136,9 @@ class ScanSampler:
         return evaluate
 
 
-def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 4) -> dict:
-    """PSNR of the model's renders against the raw scan's, same camera, transfer function and marcher."""
+def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 4, device="cpu") -> dict:
+    """PSNR of the model's renders against the raw scan's, same camera, transfer function and marcher; the
+    model's network runs on ``device``, the scan's on the CPU."""
     from ..camera import orbit
     from ..reference import volume as ref
     from .torch_field import torch_network
@@ -146,7 +147,7 @@ def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 
     psnrs = []
     for k in range(n_views):
         v = replace(view, camera=orbit(360.0 * k / n_views + 15, 15.0, 1.6))
-        got = ref.render(model, size, size, v, network=torch_network(model))[0].astype(np.float64)
+        got = ref.render(model, size, size, v, network=torch_network(model, device))[0].astype(np.float64)
         want = ref.render(model, size, size, v, network=sampler.network())[0].astype(np.float64)
         mse = np.mean((got - want) ** 2) / 255.0 ** 2
         psnrs.append(psnr_db(mse))
@@ -157,11 +158,14 @@ def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 
 def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
-          dtype: str = "float16") -> FitResult:
+          dtype: str = "float16", device="cpu") -> FitResult:
+    """``device``: cpu, cuda or cuda:N. The scan stays on the CPU and each step's targets are sampled from it
+    there (the same values whatever the device); the points and targets are moved to the device."""
     import torch
 
     from .torch_field import TorchField
 
+    device = loop.resolve_device(device)
     path = resolve_volume(str(volume))
     config = load_network_config(loop.config_file("volume", encoding, config_path))
     scan = load_scan(path)
@@ -169,7 +173,7 @@ def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    field = TorchField(grid_geometry(config["encoding"], 3), NetworkConfig.from_json(config["network"]), 4)
+    field = TorchField(grid_geometry(config["encoding"], 3), NetworkConfig.from_json(config["network"]), 4).to(device)
     optimizer = loop.adam(field, lr)
     lo, size = sampler.lo.astype(np.float32), sampler.size.astype(np.float32)
 
@@ -178,8 +182,8 @@ def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | 
         p = np.concatenate([rng.random((half, 3), np.float32),
                             lo + rng.random((batch - half, 3), np.float32) * size])
         with torch.no_grad():
-            target = torch.stack(transfer(sampler(p)), dim=1)
-        loss = torch.mean((field(torch.from_numpy(p)) - target) ** 2)
+            target = torch.stack(transfer(sampler(p)), dim=1).to(device)
+        loss = torch.mean((field(torch.from_numpy(p).to(device)) - target) ** 2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -187,11 +191,12 @@ def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | 
 
     meta = {"trainer": "volume", "volume": path.name, "config": config, "batch": batch, "seed": seed}
     state = loop.run(step, steps, batch, field, optimizer, rng, meta, time_budget, checkpoint, resume=resume,
-                     progress=progress)
+                     progress=progress, device=device)
     seconds = time.perf_counter() - start
     model = field.to_model("volume", config, dtype)
-    metrics = evaluate(model, sampler)
+    metrics = evaluate(model, sampler, device=device)
+    label = loop.device_label(device)
     model.extra = {"source": path.name, "scan_shape": list(scan.hu.shape), "spacing_mm": list(scan.spacing),
                    "density_scale": DENSITY_SCALE, "train_steps": state.step, "train_seconds": round(state.elapsed, 1),
-                   "batch": batch, **metrics}
-    return FitResult(model, state.step, seconds, metrics, state.losses)
+                   "train_device": label, "batch": batch, **metrics}
+    return FitResult(model, state.step, seconds, metrics, state.losses, label)
