@@ -16,6 +16,7 @@ from ngrender.cli import main  # noqa: E402
 from ngrender.errors import DeviceError  # noqa: E402
 from ngrender.model import load_model  # noqa: E402
 from ngrender.train import loop  # noqa: E402
+from test_train_volume import write_inv3  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 NO_CUDA = (f"no CUDA device here: torch {torch.__version__} (built for CUDA {torch.version.cuda}) reports "
@@ -151,22 +152,6 @@ def test_cli_device_cpu_is_the_default_bit_for_bit(image, tmp_path, capsys):
     tensors = [*data["module"].values(), data["torch_rng"]]
     tensors += [t for s in data["optimizer"]["state"].values() for t in s.values() if isinstance(t, torch.Tensor)]
     assert tensors and all(t.device.type == "cpu" for t in tensors)
-
-
-def write_inv3(path, hu):
-    """An InVesalius project (.inv3) as tests/test_train_volume.py writes one."""
-    import io
-    import plistlib
-    import tarfile
-
-    meta = {"matrix": {"dtype": "int16", "filename": "matrix.dat", "shape": list(hu.shape)},
-            "spacing": [1.0, 1.0, 2.0], "modality": "CT"}
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in (("main.plist", plistlib.dumps(meta)), ("matrix.dat", hu.astype(np.int16).tobytes())):
-            info = tarfile.TarInfo(f"tmpdir/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def phantom(tmp_path):
