@@ -28,7 +28,8 @@ from .errors import ConfigError
 # instant-ngp's coherent prime hash (tcnn common_device.h); the first prime is 1 on purpose.
 HASH_PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737)
 
-GRID_KINDS = {"hashgrid": "hash", "densegrid": "dense", "simplexhashgrid": "simplex"}
+# TiledGrid is tiny-cuda-nn's dense grid with a tiled memory layout: the same values, so a dense grid here.
+GRID_KINDS = {"hashgrid": "hash", "densegrid": "dense", "tiledgrid": "dense", "simplexhashgrid": "simplex"}
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,12 @@ def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
     otype = validate.string(encoding.get("otype", ""), "encoding.otype").lower() if "otype" in encoding else ""
     if otype == "grid":
         kind = validate.string(encoding.get("type", "Hash"), "encoding.type").lower()
+        kind = "dense" if kind == "tiled" else kind
     elif otype in GRID_KINDS:
         kind = GRID_KINDS[otype]
     else:
         raise ConfigError(f"encoding otype {encoding.get('otype')!r} is not a grid encoding "
-                          f"(expected one of HashGrid, DenseGrid, SimplexHashGrid, Grid)")
+                          f"(expected one of HashGrid, DenseGrid, TiledGrid, SimplexHashGrid, Grid)")
     if kind not in ("hash", "dense", "simplex"):
         raise ConfigError(f"grid type {kind!r} is not supported (Hash, Dense or Simplex)")
     interpolation = validate.string(encoding.get("interpolation", "Linear"), "encoding.interpolation")

@@ -25,7 +25,7 @@ import numpy as np
 from .encoding import GridGeometry, grid_geometry
 from . import validate
 from .errors import ConfigError
-from .fileio import parse_json, read_json, regular_file, write_bytes
+from .fileio import parse_json, regular_file, write_bytes
 from .limits import check_host_memory
 
 FORMAT_VERSION = 1
@@ -103,10 +103,9 @@ class Model:
         """Spherical-harmonics degree of the direction encoding (0 when there is none)."""
         if self.dir_encoding is None:
             return 0
-        encoding = validate.obj(self.dir_encoding, "dir_encoding")
-        validate.string(str(encoding.get("otype", "")).lower(), "dir_encoding.otype (lower case)",
-                        ("sphericalharmonics",))
-        return validate.integer(encoding.get("degree", 4), "dir_encoding.degree", 1, 4)
+        from .netconfig import sh_degree
+
+        return sh_degree(self.dir_encoding)
 
     def validate(self) -> None:
         """Shapes against the config, finite values; messages name the tensor (callers add the file)."""
@@ -170,8 +169,11 @@ class Model:
 
 
 def load_network_config(path: str | Path) -> dict:
-    """A tcnn/instant-ngp JSON config (``{"encoding": ..., "network": ...}``; other keys are ignored)."""
-    cfg = read_json(path, "network config")
+    """A tcnn/instant-ngp config file as instant-ngp reads it (comments, ``parent`` files merged; see
+    netconfig.py) with ``encoding`` and ``network`` objects; other keys are carried along."""
+    from .netconfig import load_config
+
+    cfg = load_config(path)
     validate.obj(cfg, f"network config {path}", required=("encoding", "network"))
     validate.obj(cfg["encoding"], f"network config {path}: encoding")
     validate.obj(cfg["network"], f"network config {path}: network")

@@ -29,6 +29,7 @@ from ..encoding import grid_geometry
 from ..errors import ConfigError
 from ..reference.camera import unit_box_hits
 from ..model import Model, NetworkConfig, load_network_config
+from ..netconfig import NERF_SDF_FINEST, sh_degree, with_per_level_scale
 from . import loop
 from .loop import FitResult, psnr_db
 
@@ -98,8 +99,10 @@ def load_nerf_config(path: str | Path) -> dict:
     config = dict(load_network_config(path))
     config.setdefault("dir_encoding", DIR_ENCODING)
     config.setdefault("rgb_network", RGB_NETWORK)
-    if config["dir_encoding"].get("otype") != "SphericalHarmonics":
-        raise ConfigError(f"{path}: dir_encoding must be SphericalHarmonics, got {config['dir_encoding']}")
+    try:
+        sh_degree(config["dir_encoding"])  # SphericalHarmonics, or instant-ngp's Composite (SH + Identity)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return config
 
 
@@ -139,14 +142,14 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     from .torch_field import TorchNerf
 
     device = loop.resolve_device(device)
-    config = load_nerf_config(loop.config_file("nerf", encoding, config_path))
+    config = with_per_level_scale(load_nerf_config(loop.config_file("nerf", encoding, config_path)), NERF_SDF_FINEST)
     train_split = load_split(data, "train")
     test_split = load_split(data, "test")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
     nerf = TorchNerf(grid_geometry(config["encoding"], 3), NetworkConfig.from_json(config["network"]),
-                     NetworkConfig.from_json(config["rgb_network"]), 16, int(config["dir_encoding"].get("degree", 4)))
+                     NetworkConfig.from_json(config["rgb_network"]), 16, sh_degree(config["dir_encoding"]))
     grid = OccupancyGrid()
     trainee = torch.nn.ModuleDict({"nerf": nerf, "occupancy": grid})
     trainee.register_buffer("progress", torch.tensor([0, 1024], dtype=torch.int64))  # (step, rays per step)

@@ -18,6 +18,7 @@ from ..encoding import grid_geometry
 from ..errors import ConfigError
 from ..fileio import regular_file
 from ..model import NetworkConfig, load_network_config
+from ..netconfig import NERF_SDF_FINEST, with_per_level_scale
 from . import loop
 from .loop import FitResult
 
@@ -133,7 +134,8 @@ def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | No
 
     device = loop.resolve_device(device)
     path = resolve_mesh(str(mesh))
-    config = load_network_config(loop.config_file("sdf", encoding, config_path))
+    config = with_per_level_scale(load_network_config(loop.config_file("sdf", encoding, config_path)),
+                                  NERF_SDF_FINEST)
     raw_vertices, faces = load_mesh(path)
     vertices, scale, offset = fit_unit_cube(raw_vertices)
     rng = np.random.default_rng(seed)

@@ -25,6 +25,7 @@ from ..limits import check_host_memory
 
 SCAN_DTYPES = ("int16", "uint16", "int8", "uint8", "float32")
 from ..model import Model, NetworkConfig, load_network_config
+from ..netconfig import with_per_level_scale
 from . import loop
 from .loop import FitResult, psnr_db
 
@@ -158,8 +159,9 @@ def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 
 def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
-          dtype: str = "float16", device="cpu") -> FitResult:
-    """``device``: cpu, cuda or cuda:N. The scan stays on the CPU and each step's targets are sampled from it
+          dtype: str = "float16", device="cpu", eval_size: int = 96) -> FitResult:
+    """``eval_size``: side of the 4 views whose PSNR measures the model. ``device``: cpu, cuda or cuda:N. The
+    scan stays on the CPU and each step's targets are sampled from it
     there (the same values whatever the device); the points and targets are moved to the device."""
     import torch
 
@@ -167,8 +169,10 @@ def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | 
 
     device = loop.resolve_device(device)
     path = resolve_volume(str(volume))
-    config = load_network_config(loop.config_file("volume", encoding, config_path))
     scan = load_scan(path)
+    # instant-ngp's volume rule when per_level_scale is left out: the finest level at the voxel resolution
+    config = with_per_level_scale(load_network_config(loop.config_file("volume", encoding, config_path)),
+                                  max(scan.hu.shape))
     sampler = ScanSampler(scan)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -194,7 +198,7 @@ def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | 
                      progress=progress, device=device)
     seconds = time.perf_counter() - start
     model = field.to_model("volume", config, dtype)
-    metrics = evaluate(model, sampler, device=device)
+    metrics = evaluate(model, sampler, size=eval_size, device=device)
     label = loop.device_label(device)
     model.extra = {"source": path.name, "scan_shape": list(scan.hu.shape), "spacing_mm": list(scan.spacing),
                    "density_scale": DENSITY_SCALE, "train_steps": state.step, "train_seconds": round(state.elapsed, 1),
