@@ -74,7 +74,7 @@ prepare() {
 }
 
 # -- GPU-machine setup: Vulkan loader, validation layer, NVIDIA ICD, wheels ---------------------------------------
-PRIVATE=/tmp/ngrender-device-check
+PRIVATE="${TMPDIR:-/tmp}/ngrender-device-check"  # scratch on the GPU machine
 log() { echo "setup: $*"; echo "$*" >> "$OUT/setup.log"; }
 
 extract_deb() {  # DEB DEST: the data archive of a .deb, without dpkg (ar + tar in Python)

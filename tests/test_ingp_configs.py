@@ -15,31 +15,28 @@ from ngrender.cli import main
 from ngrender.errors import ConfigError
 from ngrender.model import load_network_config
 from ngrender.netconfig import merge, sh_degree, strip_comments, tcnn_param_count, with_per_level_scale
+from test_model import INSTANT_NGP_BASE
 
 COMPOSITE = {"otype": "Composite", "nested": [
     {"n_dims_to_encode": 3, "otype": "SphericalHarmonics", "degree": 4},
     {"otype": "Identity"}]}
 
-NERF_BASE_2022 = """{
-    // instant-ngp's NeRF base config as published in 2022 (L16 F2)
-    "loss": {"otype": "Huber"},
-    "optimizer": {"otype": "Ema", "decay": 0.95, "nested": {"otype": "ExponentialDecay", "decay_start": 20000,
-        "decay_interval": 10000, "decay_base": 0.33, "nested": {"otype": "Adam", "learning_rate": 1e-2,
-        "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15, "l2_reg": 1e-6}}},
-    "encoding": {"otype": "HashGrid", "n_levels": 16, "n_features_per_level": 2, "log2_hashmap_size": 19,
-                 "base_resolution": 16},
-    "network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64,
-                "n_hidden_layers": 1},
-    /* the direction: spherical harmonics of degree 4 on the 3 direction dims, the rest passed through */
-    "dir_encoding": %s,
-    "rgb_network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None",
-                    "n_neurons": 64, "n_hidden_layers": 2},
-    "distortion_map": {"resolution": [32, 32], "optimize": false},
-    "envmap": {"loss": "l2", "n_levels": 4}
-}""" % json.dumps(COMPOSITE)
+def _nerf_base(levels: int, features: int) -> str:
+    """test_model's instant-ngp NeRF base with its direction and colour networks, as a file with comments."""
+    encoding = {**INSTANT_NGP_BASE["encoding"], "n_levels": levels, "n_features_per_level": features}
+    config = {**INSTANT_NGP_BASE, "encoding": encoding, "dir_encoding": COMPOSITE,
+              "rgb_network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None",
+                              "n_neurons": 64, "n_hidden_layers": 2},
+              "distortion_map": {"resolution": [32, 32], "optimize": False},
+              "envmap": {"loss": "l2", "n_levels": 4}}
+    body = json.dumps(config, indent=1)
+    return (f"// instant-ngp's NeRF base config (L{levels} F{features})\n"
+            + body.replace('"dir_encoding"', "/* SH degree 4 on the direction, the rest passed through */\n"
+                           ' "dir_encoding"', 1))
 
-NERF_BASE_CURRENT = NERF_BASE_2022.replace('"n_levels": 16, "n_features_per_level": 2',
-                                           '"n_levels": 8, "n_features_per_level": 4')
+
+NERF_BASE_2022 = _nerf_base(16, 2)
+NERF_BASE_CURRENT = _nerf_base(8, 4)  # since February 2023
 DENSEGRID = """// the dense-grid variant: the parent's encoding replaced key by key
 {"parent": "base.json",
  "encoding": {"otype": "DenseGrid", "n_levels": 8, "base_resolution": 16, "per_level_scale": 1.405}}"""
