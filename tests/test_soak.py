@@ -200,7 +200,8 @@ def viewer_soak(validation: bool) -> None:
     kib_per_frame = slope(xs, ys) / KIB
     kib_within = within_visit_slope(xs, ys, visits) / KIB
     every = [r for *_, r in samples]
-    figures = (f"viewer soak, validation layer {'on' if validation else 'off'}: {frame} frames ({switches} scene/pipeline switches) in {seconds:.1f} s "
+    figures = (f"viewer soak, validation layer {'on' if validation else 'off'}: {frame} frames ({switches} "
+               f"scene/pipeline switches) in {seconds:.1f} s "
                f"({frame / seconds:.0f} frames/s); RSS at gigapixel/fused {steady[0][2] / MIB:.1f} MiB at frame "
                f"{steady[0][0]}, {ys[0] / MIB:.1f} MiB after the {VIEWER_WARMUP}-frame warm-up, {ys[-1] / MIB:.1f} MiB "
                f"at frame {xs[-1]} (all states: min {min(every) / MIB:.1f}, max {max(every) / MIB:.1f}); slope "
