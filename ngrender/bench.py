@@ -66,21 +66,14 @@ def torch_peer(app: str, model):
 
 def open_session(app: str, scene: str | Path | None, **options) -> RenderSession:
     """A scene file (its camera and settings) or a bare model file; by default the app's real-data scene."""
-    from .model import load_model
-
-    source = Path(scene) if scene else scene_for(app)
-    if source.suffix == ".json":
-        return RenderSession.from_scene(source, **options)
-    return RenderSession(load_model(source), **options)
+    return RenderSession.from_scene(Path(scene) if scene else scene_for(app), **options)
 
 
 def source_model(path: str | Path):
-    """The model of a scene file or a model file."""
-    from .model import load_model
-    from .scene import load_scene
+    """The model of a scene file, a model file or an instant-ngp snapshot."""
+    from .scene import load_scene_and_model
 
-    path = Path(path)
-    return load_model(load_scene(path).model_path if path.suffix == ".json" else path)
+    return load_scene_and_model(path)[1]
 
 
 def bench(app: str, scene: str | Path | None = None, sizes=(256, 512), repeats: int = 3,

@@ -14,6 +14,7 @@ from .apps import APPS
 from .apps.base import MLP_DISPATCHES, PIPELINES
 from .apps.field import VARIANTS
 from .apps.wavefront import ENCODE_DISPATCHES
+from . import validate
 from .errors import NgrenderError
 from .fileio import check_output, write_json
 from .render import MAX_SIDE, check_frame_size
@@ -94,6 +95,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+SOURCE_HELP = ("scene JSON (e.g. scenes/gigapixel.json), model .safetensors (its app's default view) or "
+               "instant-ngp snapshot .ingp / .msgpack")
+
+
+def _snapshot_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-size", type=_size, help="instant-ngp image snapshots whose config leaves "
+                   "per_level_scale out: the trained image's WIDTHxHEIGHT (a snapshot does not store it)")
+    p.add_argument("--volume-resolution", type=_positive, help="instant-ngp volume snapshots whose config leaves "
+                   "per_level_scale out: the volume's longest side in voxels")
+
+
 def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="Vulkan device index or name substring (default: a GPU, else lavapipe; "
                                     "env NGRENDER_DEVICE)")
@@ -161,7 +173,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise NgrenderError(f"--out {out}: ngrender writes PNG images; name the file *.png")
     check_frame_size(args.width or 1, args.height or 1)
     with RenderSession.from_scene(args.scene, device=args.device, variant=args.variant, tile=args.tile,
-                                  validation=args.validation, **_pipeline_options(args)) as session:
+                                  validation=args.validation, **_snapshot_options(args),
+                                  **_pipeline_options(args)) as session:
         width = args.width or session.scene.width
         height = args.height or session.scene.height
         orbit = None
@@ -176,6 +189,54 @@ def cmd_render(args: argparse.Namespace) -> int:
             progress = lambda done, total: bar.update(done - bar.n)  # noqa: E731
         stats = session.renderer.render_to_png(out, width, height, view, progress, check=session.check_validation)
         print(f"{out}: {stats.summary()} [{session.device.info.name}, {session.app.variant} variant]")
+    return 0
+
+
+def _snapshot_options(args: argparse.Namespace) -> dict:
+    return {"image_size": args.image_size, "volume_resolution": args.volume_resolution}
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .snapshot import import_snapshot, is_snapshot_path
+
+    source = Path(args.snapshot)
+    if not is_snapshot_path(source):
+        raise NgrenderError(f"{source}: an instant-ngp snapshot is named *.ingp or *.msgpack")
+    folder = Path(args.out)
+    if not folder.is_dir():
+        raise NgrenderError(f"--out {folder}: not a folder (create it first)")
+    model_path, scene_path = folder / f"{source.stem}.safetensors", folder / f"{source.stem}.json"
+    check_output(model_path, args.force)
+    check_output(scene_path, args.force)
+    imported = import_snapshot(source, **_snapshot_options(args))
+    imported.model.save(model_path)
+    write_json(scene_path, imported.scene(model_path.name, f"instant-ngp {imported.mode} snapshot {source.name}, "
+                                          f"imported ({imported.model.geometry.describe()})"))
+    print(f"{model_path}, {scene_path}: {imported.mode} snapshot -> {imported.model.app} model, "
+          f"{imported.model.n_params:,} parameters ({imported.model.storage_dtype})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .scene import load_scene_and_model
+    from .snapshot import MODE_OF_APP, SUFFIXES, export_snapshot
+
+    out = Path(args.out)
+    if out.suffix.lower() not in SUFFIXES:
+        raise NgrenderError(f"--out {out}: an instant-ngp snapshot is named *.ingp (gzip) or *.msgpack (raw)")
+    check_output(out, args.force)
+    scene, model = load_scene_and_model(args.source)
+    camera = background = None
+    if model.app != "gigapixel" and "camera" in scene.view:
+        from .camera import camera_from_json
+
+        camera = camera_from_json(scene.view["camera"], f"{scene.path}: view.camera")
+    if model.app == "nerf" and "background" in scene.view:
+        background = validate.numbers(scene.view["background"], f"{scene.path}: view.background", 3, 0.0, 1.0)
+    scene_settings = {"render": {"width": scene.width, "height": scene.height}, "view": scene.view}
+    n_params, size = export_snapshot(model, out, camera, background, scene_settings)
+    print(f"{out}: instant-ngp {MODE_OF_APP[model.app]} snapshot, {n_params:,} parameters with tiny-cuda-nn's "
+          f"padding ({model.storage_dtype}), {size:,} bytes")
     return 0
 
 
@@ -378,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("render", help="render a scene to a PNG (any size: large frames are tiled and streamed)")
-    p.add_argument("scene", help="scene JSON file (e.g. scenes/gigapixel.json)")
+    p.add_argument("scene", help=SOURCE_HELP)
     p.add_argument("--out", required=True, help="output PNG path")
     p.add_argument("--width", type=_positive, help="frame width (default: the scene's)")
     p.add_argument("--height", type=_positive, help="frame height (default: the scene's)")
@@ -393,9 +454,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--orbit", type=_orbit, help="3D apps: camera on an orbit around the cube's centre, "
                                                 "AZIMUTH,ELEVATION,RADIUS (degrees, degrees, cube units)")
     p.add_argument("--fov", type=_fov, default=50.0, help="horizontal field of view with --orbit (degrees)")
+    _snapshot_args(p)
     _pipeline_args(p)
     _device_args(p)
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("import", help="an instant-ngp snapshot (.ingp / .msgpack) -> an ngrender model and scene")
+    p.add_argument("snapshot", help="instant-ngp snapshot, SNAPSHOT.ingp or SNAPSHOT.msgpack")
+    p.add_argument("--out", required=True, help="folder for NAME.safetensors and NAME.json")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    _snapshot_args(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="an ngrender model or scene -> an instant-ngp snapshot (.ingp / .msgpack)")
+    p.add_argument("source", help="model .safetensors, or a scene JSON (its camera goes into the snapshot)")
+    p.add_argument("--out", required=True, help="X.ingp (gzip, as instant-ngp writes) or X.msgpack (raw)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", help="list Vulkan devices, the chosen one and the features ngrender uses")
     _device_args(p)
@@ -424,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("view", help="interactive viewer: fly around a model with a frame-time overlay")
-    p.add_argument("scene", help="scene JSON file")
+    p.add_argument("scene", help=SOURCE_HELP)
     p.add_argument("--size", type=_size, default=(960, 540), help="window size (default 960x540)")
     p.add_argument("--pipeline", choices=PIPELINES, default="fused", help="start with this pipeline")
     p.add_argument("--scale", type=_scale, default=None,

@@ -84,6 +84,8 @@ class Model:
     rgb_network: dict | None = None
     rgb_layers: list[np.ndarray] | None = None
     occupancy: np.ndarray | None = None
+    # Tensors kept for a faithful instant-ngp export, not rendered with (``ingp.*``: see snapshot.py).
+    carried: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.geometry: GridGeometry = grid_geometry(validate.obj(self.encoding, "encoding"), self.n_input_dims)
@@ -162,6 +164,7 @@ class Model:
         tensors = {f"encoding.level.{i}": g.astype(dtype) for i, g in enumerate(self.grid)}
         tensors.update({f"network.layer.{i}": w.astype(dtype) for i, w in enumerate(self.layers)})
         tensors.update({f"rgb_network.layer.{i}": w.astype(dtype) for i, w in enumerate(self.rgb_layers or [])})
+        tensors.update(self.carried)  # in the precision they came in
         if self.occupancy is not None:  # 1 bit per cell, as instant-ngp's density bitfield
             tensors["occupancy_bits"] = np.packbits(self.occupancy.ravel() != 0, bitorder="little")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +184,7 @@ def load_network_config(path: str | Path) -> dict:
 
 
 STORED_DTYPES = ("F16", "F32")
+CARRIED_PREFIX = "ingp."
 
 
 @dataclass
@@ -197,8 +201,12 @@ class ModelHeader:
         return self.head["app"]
 
     @property
+    def extra(self) -> dict:
+        return self.head.get("extra", {})
+
+    @property
     def half(self) -> bool:
-        return {d for k, d in self.dtypes.items() if not k.startswith("occupancy")} == {"F16"}
+        return {d for k, d in self.dtypes.items() if not k.startswith(("occupancy", CARRIED_PREFIX))} == {"F16"}
 
     @property
     def n_mlp_weights(self) -> int:
@@ -271,7 +279,8 @@ def load_model(path: str | Path, header: ModelHeader | None = None) -> Model:
     try:
         return Model(head["app"], head["n_input_dims"], head["n_output_dims"], head["encoding"], head["network"],
                      grid, layers, head.get("extra", {}), "float16" if header.half else "float32",
-                     head.get("dir_encoding"), head.get("rgb_network"), rgb_layers, _occupancy(tensors, head))
+                     head.get("dir_encoding"), head.get("rgb_network"), rgb_layers, _occupancy(tensors, head),
+                     {k: v for k, v in tensors.items() if k.startswith(CARRIED_PREFIX)})
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 

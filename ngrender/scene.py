@@ -34,7 +34,12 @@ class Scene:
 def load_scene(path: str | Path) -> Scene:
     """Read and validate a scene file; every problem is one ConfigError naming the file and the field."""
     path = Path(path)
-    data = validate.obj(read_json(path, "scene file"), f"scene file {path}", SCENE_KEYS, ("app", "model"))
+    return scene_from_data(read_json(path, "scene file"), path)
+
+
+def scene_from_data(data: Any, path: Path) -> Scene:
+    """A scene from its JSON data; ``path`` is where it lives (the model path is relative to its folder)."""
+    data = validate.obj(data, f"scene file {path}", SCENE_KEYS, ("app", "model"))
     where = str(path)
     app = validate.string(data["app"], f"{where}: app", APPS)
     model = validate.string(data["model"], f"{where}: model")
@@ -62,7 +67,8 @@ def load_scene(path: str | Path) -> Scene:
 
 
 def default_scene(model, model_file: str) -> dict:
-    """The scene a trainer writes beside its model: the app's default view at a size that suits the app."""
+    """The scene a trainer writes beside its model: the app's default view at a size that suits the app
+    (``model``: a Model, or the ModelHeader of a model file)."""
     if model.app == "gigapixel" and "source_size" in model.extra:
         w, h = model.extra["source_size"]
         scale = min(1.0, 1024 / max(w, h))
@@ -71,3 +77,31 @@ def default_scene(model, model_file: str) -> dict:
         width = height = 512
     return {"description": f"{model.app} model {model_file} ({model.geometry.describe()})", "app": model.app,
             "model": model_file, "render": {"width": width, "height": height}}
+
+
+def open_scene(path: str | Path, image_size: tuple[int, int] | None = None,
+               volume_resolution: int | None = None) -> tuple[Scene, Any]:
+    """(scene, model or model path) for what a user may name: a scene file, a model file (rendered with its app's
+    default view) or an instant-ngp snapshot (``.ingp`` / ``.msgpack``, imported in memory; the two options
+    stand in for what such a snapshot does not store, see snapshot.py)."""
+    from .snapshot import import_snapshot, is_snapshot_path
+
+    path = Path(path)
+    if is_snapshot_path(path):
+        imported = import_snapshot(path, image_size, volume_resolution)
+        data = imported.scene(path.name, f"instant-ngp {imported.mode} snapshot {path.name}")
+        return scene_from_data(data, path), imported.model
+    if path.suffix.lower() == ".safetensors":
+        from .model import read_header
+
+        header = read_header(path)
+        return scene_from_data(default_scene(header, path.name), path), path
+    return (scene := load_scene(path)), scene.model_path
+
+
+def load_scene_and_model(path: str | Path) -> tuple[Scene, Any]:
+    """open_scene with the model read (for callers that check no device limits first)."""
+    from .model import Model, load_model
+
+    scene, model = open_scene(path)
+    return scene, model if isinstance(model, Model) else load_model(model)

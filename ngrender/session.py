@@ -8,7 +8,7 @@ from .apps.field import check_field_limits, choose_variant
 from .errors import ConfigError, NgrenderError
 from .model import Model, load_model, read_header
 from .render import Renderer
-from .scene import Scene, load_scene
+from .scene import Scene, open_scene
 from .vk.device import Device
 
 
@@ -43,9 +43,11 @@ class RenderSession:
             raise
 
     @classmethod
-    def from_scene(cls, path: str | Path, **options) -> "RenderSession":
-        scene = load_scene(path)
-        return cls(scene.model_path, scene, **options)
+    def from_scene(cls, path: str | Path, image_size: tuple[int, int] | None = None,
+                   volume_resolution: int | None = None, **options) -> "RenderSession":
+        """A scene file, a model file or an instant-ngp snapshot (scene.open_scene)."""
+        scene, model = open_scene(path, image_size, volume_resolution)
+        return cls(model, scene, **options)
 
     def view(self, **overrides):
         """The scene's view with overrides (fields of the app's view; None means keep the scene's)."""

@@ -13,11 +13,10 @@ from ..apps import create_app
 from ..apps.base import PIPELINES
 from ..errors import ConfigError, DeviceError, NgrenderError
 from ..fileio import read_json, write_json
-from ..model import load_model
 from ..ngpc.arch import load_arch, presets
 from ..pngio import PngStripWriter
 from ..render import Renderer
-from ..scene import load_scene
+from ..scene import load_scene, load_scene_and_model
 from ..vk.device import Device
 from ..vk.overlay import OverlayPass
 from ..vk.present import SWAPCHAIN_EXTENSION, Semaphore, Surface, Swapchain
@@ -50,8 +49,7 @@ class Viewer:
         if resolution_scale is not None and not MIN_SCALE <= resolution_scale <= 1.0:
             raise ConfigError(f"resolution scale must be in [{MIN_SCALE}, 1], got {resolution_scale}")
         self.glfw = glfw
-        self.scene = load_scene(scene_path)
-        self.model = load_model(self.scene.model_path)
+        self.scene, self.model = load_scene_and_model(scene_path)
         if self.model.app != self.scene.app:
             raise ConfigError(f"{self.scene.path}: scene is for app {self.scene.app!r} but its model is a "
                               f"{self.model.app!r} model")
@@ -139,9 +137,7 @@ class Viewer:
             self.controls = OrbitControls(self.base_view.camera)
 
     def switch_scene(self, path: Path) -> None:
-        scene = load_scene(path)
-        model = load_model(scene.model_path)
-        self.scene, self.model = scene, model
+        self.scene, self.model = load_scene_and_model(path)
         self._open_app()
         self._reset_view()
 
