@@ -131,9 +131,8 @@ STAND_IN_STEMS = {"sdf": "sdf_torus", "volume": "volume_cloud", "nerf": "nerf_bl
 def compare_encodings(app: str, models: list[str | Path] | None = None, size: int = 256, repeats: int = 3,
                       device: str | None = None, variant: str = "auto") -> list[dict]:
     """Same app, different encodings (by default the hash and simplex stand-ins, fitted identically): grid
-    lookups per sample, the fit's held-out error stored with each model, and the fused render's speed."""
-    from .model import load_model
-
+    lookups per sample, the fit's held-out error stored with each model, and the fused render's speed. Models
+    are model files, scene files or instant-ngp snapshots."""
     if models is None:
         if app not in STAND_IN_STEMS:
             raise ValueError(f"no default models to compare for {app}; pass --models")
@@ -144,7 +143,7 @@ def compare_encodings(app: str, models: list[str | Path] | None = None, size: in
     print_header(f"{'model':<34} {'encoding':<8} {'lookups/sample':>14} {'fit error':>10} {'ms/frame':>9} "
                  f"{'Msamples/s':>11}")
     for path in models:
-        model = load_model(path)
+        model = source_model(path)
         with RenderSession(model, device=device, variant=variant) as session:
             view = session.view()
             session.renderer.render(size, size, view)
