@@ -6,7 +6,9 @@ A model file is one ``.safetensors`` holding
 * ``network.layer.{i}``   MLP layer i weight, shape (out, in) (tcnn's MLPs have no biases)
 * NeRF also: ``rgb_network.layer.{i}`` (colour MLP) and ``occupancy_bits`` (the occupancy cube over [0,1]^3,
   x fastest, packed 8 cells per byte, least significant bit first, side ``occupancy_side`` in the metadata;
-  older files hold ``occupancy`` as a uint8 cube); the metadata then has ``dir_encoding`` and ``rgb_network``
+  older files hold ``occupancy`` as a uint8 cube; a NeRF whose scene box is ``aabb_scale`` > 1 times the unit
+  cube has ``occupancy_cascades`` cubes, cascade c covering 2^c times the unit cube around its centre, as
+  instant-ngp's cascades); the metadata then has ``dir_encoding`` and ``rgb_network``
   as in instant-ngp's nerf configs
 
 and, in its metadata, ``ngrender`` = JSON ``{"format": 1, "app", "n_input_dims", "n_output_dims",
@@ -29,6 +31,12 @@ from .fileio import parse_json, regular_file, write_bytes
 from .limits import check_host_memory
 
 FORMAT_VERSION = 1
+MAX_AABB_SCALE = 128  # instant-ngp's largest NeRF scene box
+
+
+def cascades_of(aabb_scale: int) -> int:
+    """instant-ngp's occupancy cascades for a scene box: max_cascade = ceil(log2(aabb_scale)), plus cascade 0."""
+    return max(0, (aabb_scale - 1).bit_length()) + 1
 HIDDEN_ACTIVATIONS = ("relu",)
 OUTPUT_ACTIVATIONS = ("none", "relu", "sigmoid", "exponential")
 MLP_OTYPES = ("fullyfusedmlp", "cutlassmlp", "mlp")
@@ -86,6 +94,8 @@ class Model:
     occupancy: np.ndarray | None = None
     # Tensors kept for a faithful instant-ngp export, not rendered with (``ingp.*``: see snapshot.py).
     carried: dict[str, np.ndarray] = field(default_factory=dict)
+    # NeRF: the scene box [0.5 - s/2, 0.5 + s/2]^3 (instant-ngp's aabb_scale); the network sees it as [0,1]^3.
+    aabb_scale: int = 1
 
     def __post_init__(self) -> None:
         self.geometry: GridGeometry = grid_geometry(validate.obj(self.encoding, "encoding"), self.n_input_dims)
@@ -128,14 +138,27 @@ class Model:
             have_rgb = [tuple(w.shape) for w in self.rgb_layers]
             if have_rgb != want_rgb:
                 raise ConfigError(f"colour network layers have shapes {have_rgb}, config says {want_rgb}")
+        if not isinstance(self.aabb_scale, int) or not 1 <= self.aabb_scale <= MAX_AABB_SCALE:
+            raise ConfigError(f"aabb_scale must be an integer in 1..{MAX_AABB_SCALE}, got {self.aabb_scale!r}")
         if self.occupancy is not None:
             occ = self.occupancy
-            if occ.ndim != 3 or len(set(occ.shape)) != 1 or not 1 <= occ.shape[0] <= 512:
+            if occ.ndim not in (3, 4) or len(set(occ.shape[-3:])) != 1 or not 1 <= occ.shape[-1] <= 512:
                 raise ConfigError(f"occupancy grid must be a cube of side 1..512, got shape {occ.shape}")
+            if self.occupancy_cascades != cascades_of(self.aabb_scale):
+                raise ConfigError(f"aabb_scale {self.aabb_scale} needs {cascades_of(self.aabb_scale)} occupancy "
+                                  f"cascade(s), the model has {self.occupancy_cascades}")
         arrays = [("grid", g) for g in self.grid] + [("MLP", w) for w in self.layers + (self.rgb_layers or [])]
         for name, arr in arrays:
             if not np.all(np.isfinite(arr)):
                 raise ConfigError(f"{name} weights contain NaN or Inf")
+
+    @property
+    def occupancy_side(self) -> int:
+        return int(self.occupancy.shape[-1])
+
+    @property
+    def occupancy_cascades(self) -> int:
+        return 1 if self.occupancy is None or self.occupancy.ndim == 3 else int(self.occupancy.shape[0])
 
     @property
     def grid_table(self) -> np.ndarray:
@@ -153,7 +176,11 @@ class Model:
         if self.rgb_network is not None:
             head.update(dir_encoding=self.dir_encoding, rgb_network=self.rgb_network)
         if self.occupancy is not None:
-            head["occupancy_side"] = int(self.occupancy.shape[0])
+            head["occupancy_side"] = self.occupancy_side
+            if self.occupancy.ndim == 4:
+                head["occupancy_cascades"] = self.occupancy_cascades
+        if self.aabb_scale != 1:
+            head["aabb_scale"] = self.aabb_scale
         return head
 
     def save(self, path: str | Path, dtype: str | None = None) -> None:
@@ -248,6 +275,10 @@ def read_header(path: str | Path) -> ModelHeader:
             validate.obj(head[key], f"{where} {key}")
     if "occupancy_side" in head:
         validate.integer(head["occupancy_side"], f"{where} occupancy_side", 1, 512)
+    if "occupancy_cascades" in head:
+        validate.integer(head["occupancy_cascades"], f"{where} occupancy_cascades", 1, cascades_of(MAX_AABB_SCALE))
+    if "aabb_scale" in head:
+        validate.integer(head["aabb_scale"], f"{where} aabb_scale", 1, MAX_AABB_SCALE)
     for name, dtype in dtypes.items():
         allowed = ("U8",) if name.startswith("occupancy") else STORED_DTYPES
         if dtype not in allowed:
@@ -280,7 +311,7 @@ def load_model(path: str | Path, header: ModelHeader | None = None) -> Model:
         return Model(head["app"], head["n_input_dims"], head["n_output_dims"], head["encoding"], head["network"],
                      grid, layers, head.get("extra", {}), "float16" if header.half else "float32",
                      head.get("dir_encoding"), head.get("rgb_network"), rgb_layers, _occupancy(tensors, head),
-                     {k: v for k, v in tensors.items() if k.startswith(CARRIED_PREFIX)})
+                     {k: v for k, v in tensors.items() if k.startswith(CARRIED_PREFIX)}, head.get("aabb_scale", 1))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -289,11 +320,14 @@ def _occupancy(tensors: dict, head: dict) -> np.ndarray | None:
     """The occupancy cube from its packed bits (or an older file's uint8 cube)."""
     if "occupancy_bits" not in tensors:
         return tensors.get("occupancy")
-    side = head.get("occupancy_side", 0)
+    side, cascades = head.get("occupancy_side", 0), head.get("occupancy_cascades")
     bits = tensors["occupancy_bits"]
-    if not 1 <= side <= 512 or bits.ndim != 1 or bits.size != (side ** 3 + 7) // 8:
-        raise ConfigError(f"occupancy_bits holds {bits.size} bytes, not a cube of side {side}")
-    return np.unpackbits(bits, count=side ** 3, bitorder="little").reshape(side, side, side)
+    cells = side ** 3 * (cascades or 1)
+    if not 1 <= side <= 512 or bits.ndim != 1 or bits.size != (cells + 7) // 8:
+        what = f"{cascades} cubes" if cascades else "a cube"
+        raise ConfigError(f"occupancy_bits holds {bits.size} bytes, not {what} of side {side}")
+    shape = (side,) * 3 if cascades is None else (cascades,) + (side,) * 3
+    return np.unpackbits(bits, count=cells, bitorder="little").reshape(shape)
 
 
 def _numbered(tensors: dict, prefix: str, path: Path) -> list[np.ndarray]:

@@ -139,7 +139,7 @@ class FieldResources:
         out["BAKED"] = int(self.variant == "baked")
         out["SHARED_HALF"] = int(self.half)
         if self.model.occupancy is not None:
-            out["OCCUPANCY_RES"] = self.model.occupancy.shape[0]
+            out["OCCUPANCY_RES"] = self.model.occupancy_side
         return out
 
     def generated(self, networks: bool = True) -> dict[str, str]:

@@ -5,7 +5,7 @@ import struct
 
 from ..errors import ConfigError
 from ..model import Model
-from ..reference.nerf import MODES, NerfView
+from ..reference.nerf import MODES, NerfView, cone_angle
 from .base import App, camera_push
 
 
@@ -19,7 +19,8 @@ class NerfApp(App):
     n_input_dims, n_output_dims = 3, 16
     view_class, modes = NerfView, MODES
     view_rules = {"n_steps": (lambda v: 1 <= v <= 16384, "in 1..16384"),
-                  "min_transmittance": (lambda v: 0 <= v < 1, "in [0, 1)"), "depth_far": (lambda v: v > 0, "> 0")}
+                  "min_transmittance": (lambda v: 0 <= v < 1, "in [0, 1)"), "depth_far": (lambda v: v > 0, "> 0"),
+                  "cone_angle": (lambda v: v == -1 or 0 <= v <= 1, "-1 (the default for the scene box) or in [0, 1]")}
 
     @classmethod
     def check_model(cls, model: Model) -> None:
@@ -31,9 +32,13 @@ class NerfApp(App):
 
     @property
     def extra_defines(self) -> dict[str, int]:
-        return {"SH_DEGREE": self.model.sh_degree}
+        out = {"SH_DEGREE": self.model.sh_degree}
+        if self.model.aabb_scale > 1:  # the scene box beyond the unit cube, its occupancy cascades
+            out.update(AABB_SCALE=self.model.aabb_scale, NERF_CASCADES=self.model.occupancy_cascades)
+        return out
 
     def push_values(self, view: NerfView, frame, origin, size) -> tuple:
         w = (view.depth_far, view.min_transmittance, float(view.dt), float(view.use_occupancy))
-        return (*camera_push(view.camera, w), *frame, *origin, *size, view.camera.focal(frame[0]), 0.0,
+        return (*camera_push(view.camera, w), *frame, *origin, *size, view.camera.focal(frame[0]),
+                float(cone_angle(view, self.model)),
                 view.n_steps, MODES[view.mode], *view.background, 1.0)

@@ -20,13 +20,13 @@ def camera_rays(camera: Camera, width: int, height: int) -> tuple[np.ndarray, np
     return o, d.astype(np.float32)
 
 
-def unit_box_hits(o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Entry and exit distances of rays through [0,1]^3 (slab method); t_far < t_near means a miss.
-    Entry is clamped to 0 for rays that start inside."""
+def unit_box_hits(o: np.ndarray, d: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Entry and exit distances of rays through [0,1]^3, or [lo, hi]^3 (slab method); t_far < t_near means a
+    miss. Entry is clamped to 0 for rays that start inside."""
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.float32(1.0) / d
-        t0 = (np.float32(0.0) - o) * inv
-        t1 = (np.float32(1.0) - o) * inv
+        t0 = (np.float32(lo) - o) * inv
+        t1 = (np.float32(hi) - o) * inv
     t_near = np.maximum(np.minimum(t0, t1).max(axis=1), np.float32(0.0))
     t_far = np.maximum(t0, t1).min(axis=1)
     return t_near.astype(np.float32), t_far.astype(np.float32)

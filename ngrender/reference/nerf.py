@@ -1,10 +1,14 @@
 """NeRF app: instant-ngp's rendering of a trained radiance field, per ray.
 
-March through the unit cube with a fixed step dt (instant-ngp's fine step sqrt(3)/1024 by default); in an empty
-occupancy-grid cell, jump by whole steps past the cell's exit without evaluating the network; at each sample in
-an occupied cell: position -> hash grid -> density MLP (16 outputs,
-density = exp(out[0])); [out, SH degree-4 of the view direction] -> colour MLP -> RGB (sigmoid);
-front-to-back alpha compositing, stopping when transmittance < min_transmittance; background behind."""
+March through the scene box (the unit cube, or instant-ngp's ``[0.5 - s/2, 0.5 + s/2]^3`` for aabb_scale s) with
+step ``dt(t) = clamp(t * cone_angle, sqrt(3) / n_steps, sqrt(3))`` (a fixed step sqrt(3)/1024 by default: cone
+angle 0; instant-ngp's 1/256 when the box is larger than the unit cube); in an empty occupancy-grid cell, jump
+past the cell's exit without evaluating the network (by whole fixed steps, or step by step while the steps
+grow); the cell is looked up in the cascade instant-ngp picks (the finest one holding the sample, coarser when
+the step is large: ``mip_from_dt``); at each sample in an occupied cell: position (the box mapped to [0,1]^3) ->
+hash grid -> density MLP (16 outputs, density = exp(out[0])); [out, SH degree-4 of the view direction] ->
+colour MLP -> RGB (sigmoid); front-to-back alpha compositing, stopping when transmittance < min_transmittance;
+background behind."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,7 +18,7 @@ import numpy as np
 
 from ..camera import Camera, orbit
 from ..model import Model
-from .camera import primary_rays
+from .camera import camera_rays, unit_box_hits
 from .output import heat_map, to_uint8
 from .grid import encode_grid
 from .mlp import mlp_forward
@@ -31,10 +35,57 @@ class NerfView:
     use_occupancy: bool = True
     depth_far: float = 3.0
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    cone_angle: float = -1.0  # < 0: instant-ngp's default for the model's box (1/256 beyond the unit cube, else 0)
 
     @property
     def dt(self) -> np.float32:
+        """The smallest (and, without cone stepping, the only) step."""
         return np.float32(np.sqrt(3.0) / self.n_steps)
+
+
+MAX_CONE_DT = np.float32(np.sqrt(3.0))  # instant-ngp's largest cone step (its sqrt(3)/1024 * 2^7 * 1024/128)
+DEFAULT_CONE_ANGLE = 1.0 / 256
+
+
+def cone_angle(view: NerfView, model: Model) -> np.float32:
+    if view.cone_angle >= 0:
+        return np.float32(view.cone_angle)
+    return np.float32(DEFAULT_CONE_ANGLE if model.aabb_scale > 1 else 0.0)
+
+
+def step_size(t: np.ndarray, cone: np.float32, dt_min: np.float32) -> np.ndarray:
+    """dt(t) = clamp(t * cone_angle, dt_min, sqrt(3)) in float32 (the shader's calc_dt)."""
+    return np.minimum(np.maximum((t * cone).astype(np.float32), dt_min), MAX_CONE_DT).astype(np.float32)
+
+
+def scene_box(model: Model) -> tuple[np.float32, np.float32]:
+    """(lo, hi) of the box on every axis: [0.5 - s/2, 0.5 + s/2]."""
+    half = np.float32(0.5 * model.aabb_scale)
+    return np.float32(0.5) - half, np.float32(0.5) + half
+
+
+def cascade_of(p: np.ndarray, dt: np.ndarray, max_cascade: int, res: int) -> np.ndarray:
+    """instant-ngp's mip_from_dt: the finest cascade holding p (frexp of max |p - 0.5|), raised to the step's
+    scale when dt * 2 * res >= 1, at most max_cascade."""
+    exponent = np.frexp(np.abs(p - np.float32(0.5)).max(axis=1))[1]
+    mip = np.clip(exponent + 1, 0, max_cascade)
+    scaled = (dt * np.float32(2 * res)).astype(np.float32)
+    big = scaled >= np.float32(1.0)
+    return np.where(big, np.minimum(np.maximum(mip, np.frexp(scaled)[1]), max_cascade), mip)
+
+
+def to_cascade(p: np.ndarray, mip: np.ndarray) -> np.ndarray:
+    """p in cascade mip's unit cube, (p - 0.5) * 2^-mip + 0.5 (p itself in cascade 0)."""
+    scale = np.ldexp(np.float32(1.0), -mip).astype(np.float32)[:, None]
+    q = ((p - np.float32(0.5)) * scale + np.float32(0.5)).astype(np.float32)
+    return np.where((mip == 0)[:, None], p, q)
+
+
+def from_cascade(q: np.ndarray, mip: np.ndarray) -> np.ndarray:
+    """The inverse of to_cascade."""
+    scale = np.ldexp(np.float32(1.0), mip).astype(np.float32)[:, None]
+    p = ((q - np.float32(0.5)) * scale + np.float32(0.5)).astype(np.float32)
+    return np.where((mip == 0)[:, None], q, p)
 
 
 def sh_encode(d: np.ndarray, degree: int = 4) -> np.ndarray:
@@ -62,14 +113,32 @@ def occupancy_cells(p: np.ndarray, res: int) -> np.ndarray:
     return np.minimum((np.clip(p, 0.0, 1.0) * np.float32(res)).astype(np.int32), res - 1)
 
 
-def steps_to_leave(cell: np.ndarray, p: np.ndarray, d: np.ndarray, t: np.ndarray, dt: np.float32,
-                   res: int) -> np.ndarray:
-    """Whole steps of dt (at least one) that take t past the exit of the cell (the shader's steps_to_leave)."""
+def cell_exit(cell: np.ndarray, p: np.ndarray, d: np.ndarray, t: np.ndarray, res: int,
+              mip: np.ndarray | None = None) -> np.ndarray:
+    """The t at which the ray leaves the cell (of cascade ``mip``; cascade 0 by default)."""
     bound = (cell.astype(np.float32) + (d >= 0).astype(np.float32)) / np.float32(res)
+    if mip is not None:
+        bound = from_cascade(bound, mip)
     with np.errstate(divide="ignore", invalid="ignore"):
         tt = np.where(d != 0, (bound - p) / d, np.float32(1e30)).astype(np.float32)
-    t_exit = t + tt.min(axis=1)
+    return t + tt.min(axis=1)
+
+
+def steps_to_leave(cell: np.ndarray, p: np.ndarray, d: np.ndarray, t: np.ndarray, dt: np.float32,
+                   res: int, mip: np.ndarray | None = None) -> np.ndarray:
+    """Whole steps of dt (at least one) that take t past the exit of the cell (the shader's steps_to_leave)."""
+    t_exit = cell_exit(cell, p, d, t, res, mip)
     return np.maximum(np.float32(1.0), np.ceil((t_exit - t) / dt)).astype(np.float32)
+
+
+def cone_steps_past(t: np.ndarray, t_exit: np.ndarray, cone: np.float32, dt_min: np.float32) -> np.ndarray:
+    """t advanced by dt(t), one step at a time, until it is past t_exit (at least one step)."""
+    t = t.copy()
+    going = np.ones(t.shape, bool)
+    while going.any():
+        t[going] = t[going] + step_size(t[going], cone, dt_min)
+        going &= t < t_exit
+    return t
 
 
 def radiance(model: Model, p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,42 +179,55 @@ def render(model: Model, width: int, height: int, view: NerfView,
     """(image (h, w, 3) uint8, network samples per pixel (h, w)); ``radiance_fn(p, d) -> (sigma, rgb)``
     replaces the NumPy networks (the PyTorch benchmark peer)."""
     radiance_fn = radiance_fn or (lambda p, d: radiance(model, p, d))
-    o, d, t_near, t_far = primary_rays(view.camera, width, height)
+    o, d = camera_rays(view.camera, width, height)
+    lo, hi = scene_box(model)
+    t_near, t_far = unit_box_hits(o, d, lo, hi)
     n = o.shape[0]
-    dt = view.dt
+    dt_min, cone = view.dt, cone_angle(view, model)
+    cascades = model.occupancy_cascades
     occ = model.occupancy.ravel() if (view.use_occupancy and model.occupancy is not None) else None
-    res = model.occupancy.shape[0] if occ is not None else 0
-    t = (t_near + np.float32(0.5) * dt).astype(np.float32)
+    res = model.occupancy_side if occ is not None else 0
+    t = (t_near + np.float32(0.5) * dt_min).astype(np.float32)
     trans = np.ones(n, np.float32)
     colour = np.zeros((n, 3), np.float32)
     depth = np.zeros(n, np.float32)
     samples = np.zeros(n, np.int32)
     active = t_near <= t_far
     min_t = np.float32(view.min_transmittance)
-    for _ in range(view.n_steps + 1):
-        active &= (t <= t_far) & (trans >= min_t)
+    while True:  # each pass: every live ray takes one sample or skips one empty cell
+        active &= (t <= t_far) & (trans >= min_t) & (samples < view.n_steps + 1)
         idx = np.nonzero(active)[0]
         if idx.size == 0:
             break
         p = o[idx] + t[idx, None] * d[idx]
-        advance = np.ones(idx.size, np.float32)
+        dt = step_size(t[idx], cone, dt_min)
+        next_t = t[idx] + dt
         if occ is not None:
-            cells = occupancy_cells(p, res)
-            empty = occ[cells[:, 0] + res * (cells[:, 1] + res * cells[:, 2])] == 0
-            advance[empty] = steps_to_leave(cells[empty], p[empty], d[idx[empty]], t[idx[empty]], dt, res)
-            step_idx = idx
-            idx, p = idx[~empty], p[~empty]
+            mip = cascade_of(p, dt, cascades - 1, res) if cascades > 1 else np.zeros(idx.size, np.int64)
+            cells = occupancy_cells(to_cascade(p, mip) if cascades > 1 else p, res)
+            empty = occ[mip * res ** 3 + cells[:, 0] + res * (cells[:, 1] + res * cells[:, 2])] == 0
+            e = np.nonzero(empty)[0]
+            mips = mip[e] if cascades > 1 else None
+            if cone == 0:
+                next_t[e] = t[idx[e]] + steps_to_leave(cells[e], p[e], d[idx[e]], t[idx[e]], dt_min, res, mips) * dt_min
+            else:
+                next_t[e] = cone_steps_past(t[idx[e]], cell_exit(cells[e], p[e], d[idx[e]], t[idx[e]], res, mips),
+                                            cone, dt_min)
+            keep = ~empty
         else:
-            step_idx = idx
+            keep = np.ones(idx.size, bool)
+        step_idx = idx
+        idx, p, dt = idx[keep], p[keep], dt[keep]
         if idx.size:
-            sigma, rgb = radiance_fn(p, d[idx])
+            x = p if model.aabb_scale == 1 else ((p - lo) / np.float32(model.aabb_scale)).astype(np.float32)
+            sigma, rgb = radiance_fn(x, d[idx])
             alpha = np.float32(1.0) - np.exp(-sigma * dt).astype(np.float32)
             weight = trans[idx] * alpha
             colour[idx] += weight[:, None] * rgb
             depth[idx] += weight * t[idx]
             trans[idx] *= np.float32(1.0) - alpha
             samples[idx] += 1
-        t[step_idx] += advance * dt
+        t[step_idx] = next_t
     mode = MODES[view.mode]
     if mode == 0:
         out = colour + trans[:, None] * np.asarray(view.background, np.float32)[None, :]

@@ -1,18 +1,34 @@
-// NeRF as rays: fixed-step marching that jumps over empty occupancy cells, density = exp(out[0]) of the
-// density network, colour from the colour network, front-to-back compositing with early termination.
-// Contract: see ray_sdf.glsl. The network result is (density-network out[0], r, g, b).
-layout(set = 0, binding = 3) uniform usamplerBuffer occupancy;  // OCCUPANCY_RES^3 cells, x fastest
+// NeRF as rays: marching through the scene box that jumps over empty occupancy cells, density = exp(out[0])
+// of the density network, colour from the colour network, front-to-back compositing with early termination.
+// Steps are dt(t) = clamp(t * cone_angle, dt_min, sqrt(3)) (fixed without cone stepping); the box is the unit
+// cube or instant-ngp's [0.5 - s/2, 0.5 + s/2]^3 (AABB_SCALE s, NERF_CASCADES occupancy cascades, cascade c
+// covering 2^c times the unit cube). Reference: reference/nerf.py, step for step.
+// Contract: see ray_sdf.glsl. The network result is (density-network out[0], r, g, b); a sample's xyz is
+// its position in the box mapped to [0,1]^3 (the network's input).
+layout(set = 0, binding = 3) uniform usamplerBuffer occupancy;  // NERF_CASCADES x OCCUPANCY_RES^3, x fastest
+
+#ifndef AABB_SCALE
+#define AABB_SCALE 1
+#endif
+#ifndef NERF_CASCADES
+#define NERF_CASCADES 1
+#endif
+#if AABB_SCALE > 1
+#define BOX_LO (0.5 - 0.5 * float(AABB_SCALE))
+#define BOX_HI (0.5 + 0.5 * float(AABB_SCALE))
+#endif
+const float MAX_CONE_DT = 1.7320508;  // float32(sqrt(3)): instant-ngp's largest cone step
 
 layout(push_constant) uniform Push {
     vec4 cam_x;         // camera axes and origin in world space (xyz); cam_x.w: depth_far
     vec4 cam_y;         // cam_y.w: min_transmittance
-    vec4 cam_z;         // cam_z.w: dt
+    vec4 cam_z;         // cam_z.w: dt_min, the fixed step
     vec4 cam_o;         // cam_o.w: 1 to use the occupancy grid
     ivec2 frame;
     ivec2 tile_origin;
     ivec2 tile_size;
     float focal;
-    float unused;
+    float cone_angle;   // 0: fixed steps of dt_min
     int n_steps;
     int mode;           // 0 rgb, 1 depth, 2 opacity, 3 samples
     vec4 background;
@@ -30,21 +46,89 @@ struct Ray {
     ivec4 count;        // x: samples taken, y: samples composited
 };
 
+float calc_dt(float t) {
+    return clamp(t * pc.cone_angle, pc.cam_z.w, MAX_CONE_DT);
+}
+
 ivec3 occupancy_cell(vec3 p) {
     return min(ivec3(clamp(p, 0.0, 1.0) * float(OCCUPANCY_RES)), ivec3(OCCUPANCY_RES - 1));
 }
 
-bool occupied(ivec3 cell) {
-    return texelFetch(occupancy, cell.x + OCCUPANCY_RES * (cell.y + OCCUPANCY_RES * cell.z)).r != 0u;
+bool occupied(int mip, ivec3 cell) {
+    return texelFetch(occupancy, mip * OCCUPANCY_RES * OCCUPANCY_RES * OCCUPANCY_RES
+                                 + cell.x + OCCUPANCY_RES * (cell.y + OCCUPANCY_RES * cell.z)).r != 0u;
+}
+
+#if NERF_CASCADES > 1
+// instant-ngp's mip_from_dt: the finest cascade holding p, coarser when the step is large.
+int cascade_of(vec3 p, float dt) {
+    vec3 a = abs(p - 0.5);
+    int e;
+    frexp(max(a.x, max(a.y, a.z)), e);
+    int mip = clamp(e + 1, 0, NERF_CASCADES - 1);
+    float scaled = dt * float(2 * OCCUPANCY_RES);
+    if (scaled >= 1.0) {
+        int e2;
+        frexp(scaled, e2);
+        mip = min(max(mip, e2), NERF_CASCADES - 1);
+    }
+    return mip;
+}
+#endif
+
+// p in cascade mip's unit cube and back (cascade 0 is the unit cube itself).
+vec3 to_cascade(vec3 p, int mip) {
+    if (mip == 0) return p;
+    precise vec3 q = (p - 0.5) * exp2(-float(mip)) + 0.5;
+    return q;
+}
+
+vec3 from_cascade(vec3 q, int mip) {
+    if (mip == 0) return q;
+    precise vec3 p = (q - 0.5) * exp2(float(mip)) + 0.5;
+    return p;
+}
+
+float cell_exit(ivec3 cell, vec3 p, vec3 d, float t, int mip) {
+    vec3 bound = from_cascade((vec3(cell) + step(vec3(0.0), d)) / float(OCCUPANCY_RES), mip);
+    vec3 tt = mix(vec3(1e30), (bound - p) / d, notEqual(d, vec3(0.0)));
+    return t + min(tt.x, min(tt.y, tt.z));
 }
 
 // Whole steps of dt (at least one) that take t past the exit of an empty cell: empty space costs one
 // iteration per cell instead of one per step.
-float steps_to_leave(ivec3 cell, vec3 p, vec3 d, float t, float dt) {
-    vec3 bound = (vec3(cell) + step(vec3(0.0), d)) / float(OCCUPANCY_RES);
-    vec3 tt = mix(vec3(1e30), (bound - p) / d, notEqual(d, vec3(0.0)));
-    float t_exit = t + min(tt.x, min(tt.y, tt.z));
+float steps_to_leave(ivec3 cell, vec3 p, vec3 d, float t, float dt, int mip) {
+    float t_exit = cell_exit(cell, p, d, t, mip);
     return max(1.0, ceil((t_exit - t) / dt));
+}
+
+// With cone stepping the steps grow with t: take them one at a time until past the cell's exit.
+float cone_steps_past(float t, float t_exit) {
+    precise float tn = t;
+    do {
+        tn = tn + calc_dt(tn);
+    } while (tn < t_exit);
+    return tn;
+}
+
+// The cascade and cell a position is looked up in.
+void locate(vec3 p, float t, out int mip, out ivec3 cell) {
+#if NERF_CASCADES > 1
+    mip = cascade_of(p, calc_dt(t));
+    cell = occupancy_cell(to_cascade(p, mip));
+#else
+    mip = 0;
+    cell = occupancy_cell(p);
+#endif
+}
+
+vec3 network_position(vec3 p) {
+#if AABB_SCALE > 1
+    precise vec3 x = (p - BOX_LO) / float(AABB_SCALE);
+    return x;
+#else
+    return p;
+#endif
 }
 
 bool ray_init(uvec2 gid, out Ray r) {
@@ -54,30 +138,34 @@ bool ray_init(uvec2 gid, out Ray r) {
 bool next_sample(inout Ray r, out vec4 s) {
     s = vec4(0.0);
     vec3 o = pc.cam_o.xyz, d = r.d_t.xyz;
-    float dt = pc.cam_z.w, t_far = r.tfar_depth.x;
+    float dt_min = pc.cam_z.w, t_far = r.tfar_depth.x;
     precise float t = r.d_t.w;
     if (r.count.x >= pc.n_steps + 1 || t > t_far) return false;
     precise vec3 p = o + t * d;
     if (pc.cam_o.w != 0.0) {
-        ivec3 cell = occupancy_cell(p);
-        while (!occupied(cell)) {
-            precise float tn = t + steps_to_leave(cell, p, d, t, dt) * dt;
+        int mip;
+        ivec3 cell;
+        locate(p, t, mip, cell);
+        while (!occupied(mip, cell)) {
+            precise float tn;
+            if (pc.cone_angle == 0.0) tn = t + steps_to_leave(cell, p, d, t, dt_min, mip) * dt_min;
+            else tn = cone_steps_past(t, cell_exit(cell, p, d, t, mip));
             t = tn;
             if (t > t_far) { r.d_t.w = t; return false; }
             precise vec3 pn = o + t * d;
             p = pn;
-            cell = occupancy_cell(p);
+            locate(p, t, mip, cell);
         }
     }
-    s = vec4(p, t);
-    precise float tn = t + dt;
+    s = vec4(network_position(p), t);
+    precise float tn = t + calc_dt(t);
     r.d_t.w = tn;
     r.count.x += 1;
     return true;
 }
 
 bool consume(inout Ray r, vec4 s, float res[RESULT_N]) {
-    float weight = composite(r.colour_trans, vec3(res[1], res[2], res[3]), exp(res[0]), pc.cam_z.w);
+    float weight = composite(r.colour_trans, vec3(res[1], res[2], res[3]), exp(res[0]), calc_dt(s.w));
     precise float nd = r.tfar_depth.y + weight * s.w;
     r.tfar_depth.y = nd;
     r.count.y += 1;

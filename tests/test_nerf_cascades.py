@@ -1,0 +1,115 @@
+"""NeRF beyond the unit cube (issue 14): instant-ngp's scene box [0.5 - s/2, 0.5 + s/2]^3 for aabb_scale s,
+occupancy cascades (cascade c covers 2^c times the unit cube), cone stepping (dt = clamp(t / 256, sqrt(3)/1024,
+sqrt(3))). The Vulkan kernels (both fused variants, the unfused and fused-rest pipelines) equal the NumPy
+reference, as they do in the unit cube; the reference's cascade choice follows instant-ngp's mip_from_dt."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ngrender.camera import orbit
+from ngrender.errors import ConfigError
+from ngrender.model import Model, cascades_of, load_model
+from ngrender.reference import nerf as nerf_ref
+from ngrender.session import RenderSession
+
+DATA = Path(__file__).resolve().parent / "data"
+SIZE = (40, 30)
+
+
+def cascaded(aabb_scale: int, side: int = 32, seed: int = 0) -> Model:
+    """The blobs NeRF stretched over a box of aabb_scale; occupancy: every cascade's cells occupied where the
+    source model's own grid is (cascade 0), plus random cells, so both kinds of skipping happen."""
+    model = load_model(DATA / "nerf_blobs_hash.safetensors")
+    rng = np.random.default_rng(seed)
+    base = model.occupancy
+    k = side // base.shape[0] if side >= base.shape[0] else 1
+    base = base.repeat(k, 0).repeat(k, 1).repeat(k, 2)[:side, :side, :side]
+    levels = [base | (rng.random(base.shape) < 0.05)] + [
+        (rng.random((side,) * 3) < 0.25).astype(np.uint8) for _ in range(cascades_of(aabb_scale) - 1)]
+    occupancy = np.stack(levels) if aabb_scale > 1 else levels[0]
+    return dataclasses.replace(model, aabb_scale=aabb_scale, occupancy=occupancy.astype(np.uint8))
+
+
+def render(model: Model, view_settings: dict, pipeline: str = "fused", variant: str = "baked"):
+    with RenderSession(model, variant=variant, pipeline=pipeline, validation=True) as session:
+        view = session.app.make_view(view_settings)
+        image, stats = session.renderer.render(*SIZE, view)
+        assert session.device.take_messages() == []
+    return image, stats, view
+
+
+def close(image: np.ndarray, want: np.ndarray) -> float:
+    return float((np.abs(image.astype(int) - want.astype(int)).max(axis=2) > 2).mean())
+
+
+CAMERA = {"camera": {"transform_matrix": orbit(30.0, 20.0, 1.8).c2w.tolist(), "fov_x": 50.0}}
+
+
+def test_cascade_choice_is_instant_ngps():
+    """mip_from_pos: the finest cascade holding the point; mip_from_dt: coarser for large steps."""
+    p = np.array([[0.5, 0.5, 0.9], [0.5, 0.5, 1.2], [-1.2, 0.5, 0.5], [0.5, 0.5, 9.0], [0.5, 0.5, 0.5]], np.float32)
+    small = np.full(5, np.float32(0.001))
+    assert nerf_ref.cascade_of(p, small, 4, 128).tolist() == [0, 1, 2, 4, 1]  # |p - .5| = 0 -> frexp exponent 0
+    big = np.full(5, np.float32(0.05))  # 0.05 * 256 = 12.8 = 0.8 * 2^4 -> at least cascade 4
+    assert nerf_ref.cascade_of(p, big, 4, 128).tolist() == [4, 4, 4, 4, 4]
+    assert nerf_ref.cascade_of(p, big, 2, 128).tolist() == [2, 2, 2, 2, 2]
+    t = np.array([0.1, 1.0, 10.0, 1000.0], np.float32)
+    np.testing.assert_array_equal(nerf_ref.step_size(t, np.float32(1 / 256), np.float32(np.sqrt(3) / 1024)),
+                                  np.float32([np.sqrt(3) / 1024, 1 / 256, 10 / 256, np.sqrt(3)]))
+
+
+@pytest.mark.parametrize("aabb_scale", [1, 4, 16])
+def test_fused_kernels_equal_the_reference(aabb_scale):
+    model = cascaded(aabb_scale)
+    images = {}
+    for variant in ("baked", "buffered"):
+        images[variant], _, view = render(model, CAMERA, variant=variant)
+    want, samples = nerf_ref.render(model, *SIZE, view)
+    assert (want.astype(int).sum(axis=2) < 700).mean() > 0.05  # something in front of the white background
+    for variant, image in images.items():
+        assert close(image, want) <= 0.01, variant
+    cone = nerf_ref.cone_angle(view, model)
+    assert cone == (0 if aabb_scale == 1 else np.float32(1 / 256))
+
+
+@pytest.mark.parametrize("aabb_scale", [4, 16])
+def test_unfused_pipelines_draw_the_fused_image(aabb_scale):
+    model = cascaded(aabb_scale, seed=1)
+    fused, _, _ = render(model, CAMERA)
+    for pipeline in ("unfused", "fused-rest"):
+        image, stats, _ = render(model, CAMERA, pipeline)
+        np.testing.assert_array_equal(image, fused, err_msg=pipeline)
+
+
+@pytest.mark.parametrize("aabb_scale", [4, 16])
+def test_cone_stepping_cuts_samples(aabb_scale):
+    """The same box marched with fixed steps and with instant-ngp's cone steps: samples per ray printed."""
+    model = cascaded(aabb_scale, seed=2)
+    # the blobs fill the box: a camera inside it at 0.45 s from the centre sees them at distances ~s/4..s/2
+    camera = {"camera": {"transform_matrix": orbit(30.0, 20.0, 0.45 * aabb_scale).c2w.tolist(), "fov_x": 50.0}}
+    fixed, _, fixed_view = render(model, {**camera, "cone_angle": 0.0})
+    cone, _, cone_view = render(model, camera)
+    want_fixed, samples_fixed = nerf_ref.render(model, *SIZE, fixed_view)
+    want_cone, samples_cone = nerf_ref.render(model, *SIZE, cone_view)
+    assert close(fixed, want_fixed) <= 0.01 and close(cone, want_cone) <= 0.01
+    print(f"\naabb_scale {aabb_scale}: {samples_fixed.mean():.1f} samples/ray with fixed steps, "
+          f"{samples_cone.mean():.1f} with cone stepping ({samples_fixed.sum() / samples_cone.sum():.2f}x fewer)")
+    assert samples_cone.sum() < samples_fixed.sum()
+
+
+def test_cascades_must_match_the_box(tmp_path):
+    model = cascaded(4)
+    with pytest.raises(ConfigError, match="aabb_scale 4 needs 3 occupancy cascade"):
+        dataclasses.replace(model, occupancy=model.occupancy[:2])
+    with pytest.raises(ConfigError, match="aabb_scale must be an integer in 1..128"):
+        dataclasses.replace(model, aabb_scale=256)
+    model.save(tmp_path / "m.safetensors")
+    back = load_model(tmp_path / "m.safetensors")
+    assert back.aabb_scale == 4 and back.occupancy_cascades == 3
+    np.testing.assert_array_equal(back.occupancy, model.occupancy)
+    with pytest.raises(ConfigError, match="cone_angle must be"):
+        render(model, {"cone_angle": 2.0})
