@@ -23,7 +23,7 @@ import numpy as np
 from . import validate
 from .errors import ConfigError
 from .fileio import read_bytes, write_bytes
-from .model import Model, NetworkConfig
+from .model import MAX_AABB_SCALE, Model, NetworkConfig, cascades_of
 
 SUFFIXES = (".ingp", ".msgpack")
 VERSION = 1
@@ -167,30 +167,40 @@ def morton_of_cells(side: int = DENSITY_GRID_SIDE) -> np.ndarray:
     return (_expand_bits(x) | (_expand_bits(y) << 1) | (_expand_bits(z) << 2)).ravel()
 
 
-def occupancy_from_grid(density_grid: np.ndarray) -> np.ndarray:
-    """ngrender's occupancy cube [z, y, x] from cascade 0 of instant-ngp's density grid (optical thickness per
-    cell, Morton order): occupied where the value exceeds min(0.01, the mean with negatives counted as 0)."""
+def occupancy_from_grid(density_grid: np.ndarray, cascades: int = 1) -> np.ndarray:
+    """ngrender's occupancy ([z, y, x] cube, or [cascade, z, y, x]) from instant-ngp's density grid (optical
+    thickness per cell, cascade-major, Morton order inside a cascade), by instant-ngp's bitfield rule: occupied
+    where the value exceeds min(0.01, the mean of cascade 0 with negatives counted as 0); then each cascade
+    ORs the 2x2x2 blocks of the finer one into its central half (bitfield_max_pool)."""
     side = DENSITY_GRID_SIDE
-    values = density_grid[:side ** 3].astype(np.float32)
-    threshold = min(np.float32(NERF_MIN_OPTICAL_THICKNESS), np.maximum(values, 0).mean(dtype=np.float32))
-    occupied = values > threshold
-    return occupied[morton_of_cells(side)].reshape(side, side, side).astype(np.uint8)
+    values = density_grid.astype(np.float32).reshape(cascades, side ** 3)
+    threshold = min(np.float32(NERF_MIN_OPTICAL_THICKNESS), np.maximum(values[0], 0).mean(dtype=np.float32))
+    cubes = (values > threshold)[:, morton_of_cells(side)].reshape(cascades, side, side, side)
+    half, quarter = side // 2, side // 4
+    for c in range(1, cascades):
+        pooled = cubes[c - 1].reshape(half, 2, half, 2, half, 2).any(axis=(1, 3, 5))
+        cubes[c, quarter:quarter + half, quarter:quarter + half, quarter:quarter + half] |= pooled
+    cubes = cubes.astype(np.uint8)
+    return cubes[0] if cascades == 1 else cubes
 
 
 def grid_from_occupancy(occupancy: np.ndarray) -> np.ndarray:
-    """A cascade-0 density grid (Morton order) for an ngrender occupancy cube: occupied cells hold the
-    threshold's ceiling (0.01) plus one fp16 step, empty ones 0, so instant-ngp recomputes the same bits. A cube
-    whose side divides 128 is refined (each cell becomes a block of equal cells: the same occupied space)."""
-    side = occupancy.shape[0]
+    """A density grid (cascade-major, Morton order) for an ngrender occupancy cube or cascades: occupied cells
+    hold the threshold's ceiling (0.01) plus one fp16 step, empty ones 0, so instant-ngp recomputes the same
+    bits (its max-pooling adds nothing a cascade does not hold already when the cascades came from instant-ngp
+    or from this rule). A side that divides 128 is refined (each cell becomes a block of equal cells)."""
+    side = occupancy.shape[-1]
     if DENSITY_GRID_SIDE % side:
         raise ConfigError(f"an instant-ngp density grid is 128^3; this model's occupancy grid is {side}^3, which "
                           "does not divide it (retrain with the default occupancy resolution)")
     k = DENSITY_GRID_SIDE // side
-    occupancy = occupancy.repeat(k, 0).repeat(k, 1).repeat(k, 2)
-    values = np.zeros(DENSITY_GRID_SIDE ** 3, np.float16)
-    values[morton_of_cells()] = np.where(occupancy.ravel() != 0, np.nextafter(np.float16(0.01), np.float16(1)),
-                                         np.float16(0))
-    return values
+    cubes = occupancy.reshape((-1,) + (side,) * 3).repeat(k, 1).repeat(k, 2).repeat(k, 3)
+    morton = morton_of_cells()
+    values = np.zeros((cubes.shape[0], DENSITY_GRID_SIDE ** 3), np.float16)
+    for c, cube in enumerate(cubes):
+        values[c, morton] = np.where(cube.ravel() != 0, np.nextafter(np.float16(0.01), np.float16(1)),
+                                     np.float16(0))
+    return values.ravel()
 
 
 # -- import ---------------------------------------------------------------------------------------------------
@@ -291,10 +301,8 @@ def import_snapshot(path: str | Path, image_size: tuple[int, int] | None = None,
     aabb_scale = 1
     if mode == "nerf":
         nerf = validate.obj(snap.get("nerf", {}), f"{where}: snapshot.nerf")
-        aabb_scale = validate.integer(nerf.get("aabb_scale", 1), f"{where}: snapshot.nerf.aabb_scale", 1, 128)
-        if aabb_scale != 1:
-            raise ConfigError(f"{where}: NeRF at aabb_scale {aabb_scale} (a scene box beyond the unit cube, "
-                              "cascaded occupancy) is not supported yet; aabb_scale 1 is")
+        aabb_scale = validate.integer(nerf.get("aabb_scale", 1), f"{where}: snapshot.nerf.aabb_scale", 1,
+                                      MAX_AABB_SCALE)
     try:
         if "per_level_scale" not in config["encoding"]:
             config_full = with_per_level_scale(config, _finest_resolution(mode, aabb_scale, image_size,
@@ -335,7 +343,7 @@ def import_snapshot(path: str | Path, image_size: tuple[int, int] | None = None,
 
     occupancy = None
     if mode == "nerf":
-        occupancy, carried["ingp.density_grid"] = _density_grid(snap, where)
+        occupancy, carried["ingp.density_grid"] = _density_grid(snap, cascades_of(aabb_scale), where)
         if occupancy is None:
             del carried["ingp.density_grid"]
     encoding, network = config_full["encoding"], dict(config["network"])
@@ -351,7 +359,7 @@ def import_snapshot(path: str | Path, image_size: tuple[int, int] | None = None,
     try:
         model = Model(app, n_in, n_out, encoding, network, grid, layers["network"], extra,
                       "float16" if dtype.itemsize == 2 else "float32", config.get("dir_encoding"), rgb_network,
-                      layers.get("rgb_network"), occupancy, carried)
+                      layers.get("rgb_network"), occupancy, carried, aabb_scale)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     saved = validate.obj(snap.get("ngrender", {}), f"{where}: snapshot.ngrender", ("render", "view"))
@@ -368,21 +376,22 @@ def import_snapshot(path: str | Path, image_size: tuple[int, int] | None = None,
     return Imported(model, mode, render, view)
 
 
-def _density_grid(snap: dict, where: str) -> tuple[np.ndarray | None, np.ndarray]:
-    """(occupancy cube or None when the snapshot has no grid, the fp16 grid as stored)."""
+def _density_grid(snap: dict, cascades: int, where: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """(occupancy or None when the snapshot has no grid, the fp16 grid as stored)."""
     blob = snap.get("density_grid_binary", b"")
     if not isinstance(blob, bytes):
         raise validate.fail(f"{where}: snapshot.density_grid_binary", "binary data", type(blob).__name__)
     side = validate.integer(snap.get("density_grid_size", DENSITY_GRID_SIDE), f"{where}: snapshot.density_grid_size")
     if not blob:
         return None, np.zeros(0, np.float16)
-    if side != DENSITY_GRID_SIDE or len(blob) != 2 * side ** 3:
-        raise ConfigError(f"{where}: density_grid_binary holds {len(blob):,} bytes, one cascade of "
-                          f"{DENSITY_GRID_SIDE}^3 fp16 values needs {2 * DENSITY_GRID_SIDE ** 3:,}")
+    want = 2 * cascades * DENSITY_GRID_SIDE ** 3
+    if side != DENSITY_GRID_SIDE or len(blob) != want:
+        raise ConfigError(f"{where}: density_grid_binary holds {len(blob):,} bytes; {cascades} cascade(s) of "
+                          f"{DENSITY_GRID_SIDE}^3 fp16 values (the snapshot's aabb_scale) need {want:,}")
     grid = np.frombuffer(blob, "<f2").copy()
     if not np.all(np.isfinite(grid)):
         raise ConfigError(f"{where}: density_grid_binary holds NaN or infinite values")
-    return occupancy_from_grid(grid), grid
+    return occupancy_from_grid(grid, cascades), grid
 
 
 # -- export ---------------------------------------------------------------------------------------------------
@@ -427,9 +436,10 @@ def snapshot_root(model: Model, camera=None, background: tuple[float, float, flo
     snapshot = dict(ingp.get("snapshot") or {})
     snapshot.update(version=VERSION, mode=mode, n_params=int(params.size),
                     params_type="__half" if dtype.itemsize == 2 else "float", params_binary=params.tobytes())
-    unit = {"min": [0.0] * 3, "max": [1.0] * 3}
-    snapshot.setdefault("aabb", unit)
-    snapshot.setdefault("render_aabb", unit)
+    lo, hi = 0.5 - 0.5 * model.aabb_scale, 0.5 + 0.5 * model.aabb_scale
+    box = {"min": [lo] * 3, "max": [hi] * 3}
+    snapshot.setdefault("aabb", box)
+    snapshot.setdefault("render_aabb", box)
     if camera is not None:
         snapshot["camera"] = {**snapshot.get("camera", {}), **_ngp_camera({"camera": camera})}
     if background is not None:
@@ -441,9 +451,7 @@ def snapshot_root(model: Model, camera=None, background: tuple[float, float, flo
         if grid is None or grid.size == 0:
             grid = grid_from_occupancy(model.occupancy) if model.occupancy is not None else np.zeros(0, np.float16)
         snapshot.update(density_grid_size=DENSITY_GRID_SIDE, density_grid_binary=grid.astype("<f2").tobytes())
-        nerf = dict(snapshot.get("nerf") or {})
-        nerf.setdefault("aabb_scale", 1)
-        snapshot["nerf"] = nerf
+        snapshot["nerf"] = {**(snapshot.get("nerf") or {}), "aabb_scale": model.aabb_scale}
     return {**config, "snapshot": snapshot}
 
 

@@ -1,6 +1,6 @@
 """NeRF beyond the unit cube (issue 14): instant-ngp's scene box [0.5 - s/2, 0.5 + s/2]^3 for aabb_scale s,
 occupancy cascades (cascade c covers 2^c times the unit cube), cone stepping (dt = clamp(t / 256, sqrt(3)/1024,
-sqrt(3))). The Vulkan kernels (both fused variants, the unfused and fused-rest pipelines) equal the NumPy
+sqrt(3))). The Vulkan kernels (both fused variants, the unfused, fused-rest and NGPC pipelines) equal the NumPy
 reference, as they do in the unit cube; the reference's cascade choice follows instant-ngp's mip_from_dt."""
 from __future__ import annotations
 
@@ -35,7 +35,12 @@ def cascaded(aabb_scale: int, side: int = 32, seed: int = 0) -> Model:
 
 
 def render(model: Model, view_settings: dict, pipeline: str = "fused", variant: str = "baked"):
-    with RenderSession(model, variant=variant, pipeline=pipeline, validation=True) as session:
+    arch = None
+    if pipeline == "ngpc":  # the simulated NGPC with fp32 storage computes what the GPU path does
+        from ngrender.ngpc.arch import load_arch
+
+        arch = load_arch(storage_precision="fp32")
+    with RenderSession(model, variant=variant, pipeline=pipeline, validation=True, ngpc_arch=arch) as session:
         view = session.app.make_view(view_settings)
         image, stats = session.renderer.render(*SIZE, view)
         assert session.device.take_messages() == []
@@ -80,7 +85,7 @@ def test_fused_kernels_equal_the_reference(aabb_scale):
 def test_unfused_pipelines_draw_the_fused_image(aabb_scale):
     model = cascaded(aabb_scale, seed=1)
     fused, _, _ = render(model, CAMERA)
-    for pipeline in ("unfused", "fused-rest"):
+    for pipeline in ("unfused", "fused-rest", "ngpc"):
         image, stats, _ = render(model, CAMERA, pipeline)
         np.testing.assert_array_equal(image, fused, err_msg=pipeline)
 

@@ -286,15 +286,51 @@ def test_bad_snapshots_are_one_line(tmp_path, capsys, case):
     assert len(err) == 1 and err[0].startswith("ngrender: error: ") and not (tmp_path / "x.png").exists()
 
 
-def test_nerf_beyond_the_unit_cube_and_bad_grids_are_refused(tmp_path):
+def expected_cascades(grid: np.ndarray, cascades: int) -> np.ndarray:
+    """instant-ngp's bitfield over cascades: each cascade's bits by the rule of cascade 0's mean, then every
+    occupied cell of cascade c - 1 marks the cell of cascade c that holds it (x // 2 + 32 per axis)."""
+    values = grid.astype(np.float32).reshape(cascades, 128 ** 3)
+    threshold = min(np.float32(0.01), np.maximum(values[0], 0).mean(dtype=np.float64))
+    bits = (values[:, MORTON] > threshold).reshape(cascades, 128, 128, 128)
+    for c in range(1, cascades):
+        z, y, x = np.nonzero(bits[c - 1])
+        bits[c][z // 2 + 32, y // 2 + 32, x // 2 + 32] = True
+    return bits.astype(np.uint8)
+
+
+def test_nerf_beyond_the_unit_cube(tmp_path):
+    """aabb_scale 4: three cascades of density grid, the box [-1.5, 2.5]^3; the imported model renders as the
+    source model with instant-ngp's bits, and exports back bit for bit."""
     model = nerf_model()
-    write_snapshot(tmp_path / "big.ingp", model, density_grid=random_density_grid(),
-                   snapshot_extra={"nerf": {"aabb_scale": 4}})
-    with pytest.raises(ConfigError, match="aabb_scale 4 .* not supported yet"):
-        import_snapshot(tmp_path / "big.ingp")
+    grid = np.concatenate([random_density_grid(seed) for seed in (4, 5, 6)])
+    written = write_snapshot(tmp_path / "big.ingp", model, density_grid=grid,
+                             snapshot_extra={"nerf": {"aabb_scale": 4}, "aabb": {"min": [-1.5] * 3, "max": [2.5] * 3}})
+    got = import_snapshot(tmp_path / "big.ingp").model
+    assert got.aabb_scale == 4 and got.occupancy.shape == (3, 128, 128, 128)
+    want_bits = expected_cascades(grid, 3)
+    np.testing.assert_array_equal(got.occupancy, want_bits)
+    source = dataclasses.replace(model, aabb_scale=4, occupancy=want_bits)
+    camera = {"camera": {"transform_matrix": orbit(20.0, 15.0, 1.8).c2w.tolist(), "fov_x": 50.0}}
+    images = []
+    for m in (source, got):
+        with RenderSession(m, variant="buffered", validation=True) as session:
+            images.append(session.renderer.render(32, 24, session.app.make_view(camera))[0])
+    assert np.array_equal(images[0], images[1])
+    export_snapshot(got, tmp_path / "again.msgpack")
+    again = msgpack.unpackb((tmp_path / "again.msgpack").read_bytes())["snapshot"]
+    assert again["density_grid_binary"] == written["snapshot"]["density_grid_binary"]
+    assert again["nerf"]["aabb_scale"] == 4 and again["aabb"] == {"min": [-1.5] * 3, "max": [2.5] * 3}
+
+
+def test_bad_density_grids_are_refused(tmp_path):
+    model = nerf_model()
     write_snapshot(tmp_path / "grid.ingp", model, density_grid=random_density_grid()[:1000])
-    with pytest.raises(ConfigError, match="density_grid_binary holds 2,000 bytes"):
+    with pytest.raises(ConfigError, match="density_grid_binary holds 2,000 bytes; 1 cascade"):
         import_snapshot(tmp_path / "grid.ingp")
+    write_snapshot(tmp_path / "few.ingp", model, density_grid=random_density_grid(),
+                   snapshot_extra={"nerf": {"aabb_scale": 16}})
+    with pytest.raises(ConfigError, match="5 cascade\\(s\\) of 128\\^3 fp16 values"):
+        import_snapshot(tmp_path / "few.ingp")
 
 
 def test_cli_import_export_and_render_without_a_scene(tmp_path, capsys):
