@@ -81,9 +81,9 @@ def default_scene(model, model_file: str) -> dict:
 
 def open_scene(path: str | Path, image_size: tuple[int, int] | None = None,
                volume_resolution: int | None = None) -> tuple[Scene, Any]:
-    """(scene, model or model path) for what a user may name: a scene file, a model file (rendered with its app's
-    default view) or an instant-ngp snapshot (``.ingp`` / ``.msgpack``, imported in memory; the two options
-    stand in for what such a snapshot does not store, see snapshot.py)."""
+    """(scene, model or model path) for what a user may name: a scene file (whose model may be a snapshot too),
+    a model file (rendered with its app's default view) or an instant-ngp snapshot (``.ingp`` / ``.msgpack``,
+    imported in memory; the two options stand in for what such a snapshot does not store, see snapshot.py)."""
     from .snapshot import import_snapshot, is_snapshot_path
 
     path = Path(path)
@@ -96,7 +96,10 @@ def open_scene(path: str | Path, image_size: tuple[int, int] | None = None,
 
         header = read_header(path)
         return scene_from_data(default_scene(header, path.name), path), path
-    return (scene := load_scene(path)), scene.model_path
+    scene = load_scene(path)
+    if is_snapshot_path(scene.model_path):  # a scene may name a snapshot as its model
+        return scene, import_snapshot(scene.model_path, image_size, volume_resolution).model
+    return scene, scene.model_path
 
 
 def load_scene_and_model(path: str | Path) -> tuple[Scene, Any]:

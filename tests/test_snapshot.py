@@ -8,6 +8,7 @@ trained snapshot, so that carrying it is checked bit for bit."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import gzip
 import math
 import zlib
@@ -357,3 +358,24 @@ def test_cli_import_export_and_render_without_a_scene(tmp_path, capsys):
     assert (tmp_path / "again.png").read_bytes() == pngs["scene"].read_bytes()
     assert main(["export", str(out / "torus.json"), "--out", str(tmp_path / "x.ply")]) == 2
     assert "named *.ingp" in capsys.readouterr().err
+
+
+def test_viewer_opens_a_snapshot_and_saves_its_camera_beside_it(xvfb, tmp_path):
+    """``ngrender view SNAPSHOT.ingp``; the camera key writes SNAPSHOT_scene.json (naming the snapshot as its
+    model, which then opens too) and leaves the snapshot as it was."""
+    pytest.importorskip("glfw", reason="the viewer needs the [viewer] extra; ./run.sh installs it")
+    pytest.importorskip("imgui_bundle", reason="the viewer needs the [viewer] extra; ./run.sh installs it")
+    from ngrender.viewer.app import Viewer
+
+    snapshot = tmp_path / "torus.ingp"
+    write_snapshot(snapshot, load_model(DATA / "sdf_torus_dense.safetensors"),
+                   camera=ngp_camera(orbit(10.0, 20.0, 1.5).c2w, 50.0))
+    before = snapshot.read_bytes()
+    with Viewer(snapshot, size=(320, 200), validation=True, resolution_scale=0.25) as v:
+        assert v.step() and v.image.std() > 0
+        saved = v.save_camera()
+        assert v.messages() == []
+    assert saved == tmp_path / "torus_scene.json" and snapshot.read_bytes() == before
+    scene = json.loads(saved.read_text())
+    assert scene["model"] == "torus.ingp" and scene["app"] == "sdf" and "transform_matrix" in scene["view"]["camera"]
+    assert main(["render", str(saved), "--out", str(tmp_path / "s.png"), "--width", "24", "--height", "24"]) == 0

@@ -381,9 +381,17 @@ class Viewer:
         return {"camera": self.controls.camera().to_json()}
 
     def save_camera(self) -> Path:
-        """Write the current camera (GIA: window) into the scene file; every other field is kept."""
+        """Write the current camera (GIA: window) into the scene file; every other field is kept. A model or
+        snapshot opened without a scene gets one beside it, ``<name>_scene.json``: the source is never written."""
         path = self.scene.path
-        data = read_json(path, "scene file")
+        if path.suffix.lower() == ".json":
+            data = read_json(path, "scene file")
+        else:
+            path = path.with_name(f"{path.stem}_scene.json")
+            data = read_json(path, "scene file") if path.exists() else {
+                "description": f"{self.scene.app} view of {self.scene.path.name}", "app": self.scene.app,
+                "model": self.scene.path.name, "render": {"width": self.scene.width, "height": self.scene.height},
+                "view": dict(self.scene.view)}
         data.setdefault("view", {}).update(self._camera_json())
         write_json(path, data)
         print(f"camera saved into {path}")
