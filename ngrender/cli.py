@@ -85,6 +85,13 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"ngrender: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _aabb_scale(text: str) -> int:
+    value = _positive(text)
+    if value > 128:
+        raise argparse.ArgumentTypeError(f"aabb scale {text!r} must be 1..128")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -358,7 +365,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if not args.data:
                 raise NgrenderError("train nerf needs --data FOLDER (a transforms.json data set; make one with "
                                     "`ngrender data nerf-from-mesh bunny data/nerf_bunny`)")
-            source, options = args.data, {"n_steps": args.n_steps}
+            source, options = args.data, {"n_steps": args.n_steps, "aabb_scale": args.aabb_scale}
         else:
             from .train import volume as trainer
             source = args.data or args.volume
@@ -545,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "--volume")
     p.add_argument("--n-steps", type=_positive, default=1024,
                    help="nerf: fine steps across the cube's diagonal (dt = sqrt(3)/N, instant-ngp's 1024)")
+    p.add_argument("--aabb-scale", type=_aabb_scale, default=1,
+                   help="nerf: the scene box is this many times the unit cube (instant-ngp's aabb_scale, 1..128): "
+                        "occupancy cascades and cone stepping beyond 1")
     p.add_argument("--encoding", choices=("hash", "dense", "lowres"), default="hash",
                    help="the grid: configs/<app>_<encoding>.json unless --config is given")
     p.add_argument("--config", help="tcnn/instant-ngp network config JSON")

@@ -8,6 +8,12 @@ min(0.01, mean). The first 64 steps (instant-ngp: 256) treat every cell as occup
 of training every cell is evaluated. The bit field is saved with the model and the renderer skips the cells it
 marks empty.
 
+With ``aabb_scale`` s > 1 the scene box is instant-ngp's [0.5 - s/2, 0.5 + s/2]^3 (the network sees it as
+[0,1]^3, finest grid resolution 2048 s), the occupancy grid has instant-ngp's ceil(log2 s) + 1 cascades (cascade
+c covers 2^c times the unit cube; a sample's cascade as the renderer picks it, reference.nerf.cascade_of; the
+threshold from cascade 0's mean; each cascade ORs the finer one's cells into its central half, as instant-ngp's
+bit field), and samples are cone-stepped as the renderer marches: t_{k+1} = t_k + clamp(t_k / 256, dt, sqrt(3)).
+
 One departure, for the CPU's sake: a sample is only trained where some training ray recently reached the cell
 with transmittance above 1e-3 (the interior of an opaque object is skipped; the renderer stops at 0.01
 anyway). The transmittance is measured at every occupied-cell sample of every ray, evaluated or not, so a cell
@@ -28,7 +34,8 @@ from ..data.transforms import NerfSplit, load_split, pixel_rays
 from ..encoding import grid_geometry
 from ..errors import ConfigError
 from ..reference.camera import unit_box_hits
-from ..model import Model, NetworkConfig, load_network_config
+from ..reference.nerf import DEFAULT_CONE_ANGLE, MAX_CONE_DT
+from ..model import MAX_AABB_SCALE, Model, NetworkConfig, cascades_of, load_network_config
 from ..netconfig import NERF_SDF_FINEST, sh_degree, with_per_level_scale
 from . import loop
 from .loop import FitResult, psnr_db
@@ -44,25 +51,45 @@ MAX_LOG_DENSITY = 15.0  # exp() clamp in training only: sigma*dt is far past opa
 
 
 class OccupancyGrid(nn.Module):
-    """The occupancy grid's state as torch buffers (so checkpoints and resume carry it)."""
+    """The occupancy grid's state as torch buffers (so checkpoints and resume carry it): ``cascades`` cubes of
+    ``res``^3 cells, cascade-major."""
 
-    def __init__(self, res: int = OCC_RES) -> None:
+    def __init__(self, res: int = OCC_RES, cascades: int = 1) -> None:
         super().__init__()
-        self.res = res
-        n = res ** 3
+        self.res, self.cascades = res, cascades
+        n = cascades * res ** 3
         self.register_buffer("density", torch.zeros(n))        # EMA of sigma*dt per cell
         self.register_buffer("visible", torch.ones(n))         # EMA of the largest transmittance seen
         self.register_buffer("seen", torch.zeros(n))           # largest transmittance since the last update
         self.register_buffer("occupied", torch.ones(n, dtype=torch.bool))
 
-    def cells(self, p: torch.Tensor) -> torch.Tensor:
-        """Flat cell index x + res*(y + res*z) (reference.nerf.occupancy_cells, clamped to the cube)."""
+    @property
+    def n_cells(self) -> int:
+        return self.cascades * self.res ** 3
+
+    def cells(self, p: torch.Tensor, dt: torch.Tensor | None = None) -> torch.Tensor:
+        """Flat cell index c*res^3 + x + res*(y + res*z) of positions p (scene coordinates), c the cascade the
+        renderer looks them up in for steps dt (reference.nerf.cascade_of; cascade 0 when there is one)."""
+        if self.cascades > 1:
+            a = torch.abs(p - 0.5).amax(dim=-1)
+            mip = torch.clamp(torch.frexp(a).exponent + 1, 0, self.cascades - 1)
+            scaled = dt * (2 * self.res)
+            mip = torch.where(scaled >= 1.0, torch.clamp(torch.maximum(mip, torch.frexp(scaled).exponent),
+                                                         max=self.cascades - 1), mip)
+            p = torch.where((mip == 0)[..., None], p, (p - 0.5) * torch.exp2(-mip.to(p.dtype))[..., None] + 0.5)
         c = torch.clamp((torch.clamp(p, 0.0, 1.0) * self.res).to(torch.int64), max=self.res - 1)
-        return c[..., 0] + self.res * (c[..., 1] + self.res * c[..., 2])
+        flat = c[..., 0] + self.res * (c[..., 1] + self.res * c[..., 2])
+        return flat if self.cascades == 1 else flat + mip.to(torch.int64) * self.res ** 3
 
     def points(self, cells: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
-        xyz = torch.stack([cells % self.res, (cells // self.res) % self.res, cells // self.res ** 2], dim=1)
-        return (xyz.to(torch.float32) + jitter) / self.res
+        """Scene positions of the cells, at ``jitter`` (in [0,1)^3) inside each."""
+        r3 = self.res ** 3
+        mip, local = cells // r3, cells % r3
+        xyz = torch.stack([local % self.res, (local // self.res) % self.res, local // self.res ** 2], dim=1)
+        q = (xyz.to(torch.float32) + jitter) / self.res
+        if self.cascades == 1:
+            return q
+        return torch.where((mip == 0)[:, None], q, (q - 0.5) * torch.exp2(mip.to(torch.float32))[:, None] + 0.5)
 
     def update(self, optical_thickness, cells: torch.Tensor, jitter: torch.Tensor, warm: bool) -> None:
         """Decay, then max with sigma*dt at the given cells; recompute the bit field."""
@@ -73,12 +100,29 @@ class OccupancyGrid(nn.Module):
         torch.maximum(self.visible, self.seen, out=self.visible)
         self.seen.zero_()
         if warm:
-            threshold = min(MIN_OPTICAL_THICKNESS, float(self.density.mean()))
-            self.occupied.copy_(self.density > threshold)
+            threshold = min(MIN_OPTICAL_THICKNESS, float(self.density[:self.res ** 3].mean()))
+            bits = (self.density > threshold).reshape(self.cascades, self.res, self.res, self.res)
+            half, quarter = self.res // 2, self.res // 4
+            for c in range(1, self.cascades):  # instant-ngp's bitfield_max_pool
+                pooled = bits[c - 1].reshape(half, 2, half, 2, half, 2).amax(dim=(1, 3, 5))
+                bits[c, quarter:quarter + half, quarter:quarter + half, quarter:quarter + half] |= pooled
+            self.occupied.copy_(bits.reshape(-1))
 
     def cube(self) -> np.ndarray:
-        """(res, res, res) uint8 [z, y, x], the model's ``occupancy`` tensor."""
-        return self.occupied.to(torch.uint8).reshape(self.res, self.res, self.res).cpu().numpy().copy()
+        """(res, res, res) uint8 [z, y, x] (one cascade) or (cascades, res, res, res): the model's
+        ``occupancy``."""
+        shape = (self.res,) * 3 if self.cascades == 1 else (self.cascades,) + (self.res,) * 3
+        return self.occupied.to(torch.uint8).reshape(shape).cpu().numpy().copy()
+
+
+def cone_lattice(t0: torch.Tensor, dt: float, cone: float, t_end: float, max_points: int) -> torch.Tensor:
+    """Per ray, the renderer's sample distances from t0: t_{k+1} = t_k + clamp(t_k * cone, dt, sqrt(3)) (fixed
+    steps while t * cone < dt, then growing); columns up to where every ray is past t_end or max_points."""
+    columns, t = [t0], t0
+    while len(columns) < max_points and float(t.min()) <= t_end:
+        t = t + torch.clamp(t * cone, min=dt, max=float(MAX_CONE_DT))
+        columns.append(t)
+    return torch.stack(columns, dim=1)
 
 
 def segment_exclusive_sum(values, ray, n_rays: int):
@@ -133,7 +177,7 @@ def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None
 def train(data: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 15, lr: float = 1e-2, seed: int = 0,
           n_steps: int = 1024, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
-          dtype: str = "float16", eval_views: int | None = None, device="cpu") -> FitResult:
+          dtype: str = "float16", eval_views: int | None = None, device="cpu", aabb_scale: int = 1) -> FitResult:
     """``batch`` is the target number of network samples per step; the rays per step adapt to it.
 
     ``device``: cpu, cuda or cuda:N. The network, the occupancy grid and the ray marching live there; the
@@ -142,7 +186,12 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     from .torch_field import TorchNerf
 
     device = loop.resolve_device(device)
-    config = with_per_level_scale(load_nerf_config(loop.config_file("nerf", encoding, config_path)), NERF_SDF_FINEST)
+    if not 1 <= aabb_scale <= MAX_AABB_SCALE:
+        raise ConfigError(f"aabb_scale must be in 1..{MAX_AABB_SCALE}, got {aabb_scale}")
+    config = with_per_level_scale(load_nerf_config(loop.config_file("nerf", encoding, config_path)),
+                                  NERF_SDF_FINEST * aabb_scale)
+    lo, hi = 0.5 - 0.5 * aabb_scale, 0.5 + 0.5 * aabb_scale  # the scene box; the network sees it as [0,1]^3
+    cone = DEFAULT_CONE_ANGLE if aabb_scale > 1 else 0.0
     train_split = load_split(data, "train")
     test_split = load_split(data, "test")
     rng = np.random.default_rng(seed)
@@ -150,7 +199,7 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     start = time.perf_counter()
     nerf = TorchNerf(grid_geometry(config["encoding"], 3), NetworkConfig.from_json(config["network"]),
                      NetworkConfig.from_json(config["rgb_network"]), 16, sh_degree(config["dir_encoding"]))
-    grid = OccupancyGrid()
+    grid = OccupancyGrid(cascades=cascades_of(aabb_scale))
     trainee = torch.nn.ModuleDict({"nerf": nerf, "occupancy": grid})
     trainee.register_buffer("progress", torch.tensor([0, 1024], dtype=torch.int64))  # (step, rays per step)
     trainee.to(device)
@@ -161,13 +210,16 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     rgba = torch.from_numpy(train_split.rgba.reshape(-1, 4))
     offsets = torch.arange(n_steps + 1, dtype=torch.float32, device=device)
 
+    def network_input(p: torch.Tensor) -> torch.Tensor:
+        return p if aabb_scale == 1 else (p - lo) / aabb_scale
+
     def optical_thickness(p: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            h = nerf.density(p)[:, 0]
+            h = nerf.density(network_input(p))[:, 0]
         return torch.exp(torch.clamp(h, max=MAX_LOG_DENSITY)) * dt
 
     def update_grid(step: int, everything: bool) -> None:
-        n = grid.res ** 3
+        n = grid.n_cells
         if everything:
             cells = torch.arange(n, device=device)
         else:
@@ -184,7 +236,7 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
         view = rng.integers(0, views, n_rays)
         px, py = rng.integers(0, width, n_rays), rng.integers(0, height, n_rays)
         o, d = pixel_rays(train_split, view, px + rng.random(n_rays), py + rng.random(n_rays))
-        t_near, t_far = unit_box_hits(o, d)
+        t_near, t_far = unit_box_hits(o, d, lo, hi)
         target = rgba[torch.from_numpy((view * height + py) * width + px)]
         return tuple(torch.from_numpy(a).to(device) for a in (o, d, t_near, t_far)) + (target.to(device),)
 
@@ -193,11 +245,17 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
         if step_index % OCC_UPDATE_EVERY == 0 or step_index == OCC_WARMUP:
             update_grid(step_index, everything=step_index == OCC_WARMUP)
         o, d, t_near, t_far, target = sample_rays(n_rays)
-        # Every lattice point t_near + (k + u) dt inside the cube, kept where its cell is occupied
+        # Every lattice point inside the box from a random offset, kept where its cell is occupied: t_near + (k + u)
+        # dt, or the cone-stepped lattice from t_near + u dt (its steps in step_dt)
         u = torch.from_numpy(rng.random(n_rays, np.float32)).to(device)
-        t = t_near[:, None] + (offsets[None, :] + u[:, None]) * dt
+        if cone == 0:
+            t = t_near[:, None] + (offsets[None, :] + u[:, None]) * dt
+            step_dt = torch.full_like(t, dt)
+        else:
+            t = cone_lattice(t_near + u * dt, dt, cone, float(t_far.max()), n_steps * aabb_scale + 1)
+            step_dt = torch.clamp(t * cone, min=dt, max=float(MAX_CONE_DT))
         with torch.no_grad():
-            cells = grid.cells(o[:, None, :] + t[..., None] * d[:, None, :])
+            cells = grid.cells(o[:, None, :] + t[..., None] * d[:, None, :], step_dt)
             keep = (t <= t_far[:, None]) & grid.occupied[cells]
             ray_c, k_c = torch.nonzero(keep, as_tuple=True)          # candidates, sorted by ray then t
             cells_c = cells[ray_c, k_c]
@@ -206,8 +264,8 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
         ray_s = ray_c[trained]
         t_s = t[ray_c[trained], k_c[trained]]
         p = o[ray_s] + t_s[:, None] * d[ray_s]
-        sigma, rgb = nerf(p, d[ray_s], max_log_density=MAX_LOG_DENSITY)
-        sdt = sigma * dt
+        sigma, rgb = nerf(network_input(p), d[ray_s], max_log_density=MAX_LOG_DENSITY)
+        sdt = sigma * step_dt[ray_c[trained], k_c[trained]]
         excl, total = segment_exclusive_sum(sdt, ray_s, n_rays)
         weight = torch.exp(-excl) * (1.0 - torch.exp(-sdt))
         colour = torch.zeros(n_rays, 3, device=device).index_add_(0, ray_s, weight[:, None] * rgb)
@@ -227,16 +285,17 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
         return float(loss.detach()), int(ray_s.numel())
 
     meta = {"trainer": "nerf", "data": str(Path(data).resolve().name), "config": config, "batch": batch,
-            "seed": seed, "n_steps": n_steps}
+            "seed": seed, "n_steps": n_steps, "aabb_scale": aabb_scale}
     state = loop.run(step, steps, batch, trainee, optimizer, rng, meta, time_budget, checkpoint, resume=resume,
                      progress=progress, device=device)
     update_grid(int(trainee.progress[0]), everything=True)  # the saved grid: every cell evaluated at the end
     seconds = time.perf_counter() - start
-    model = nerf.to_model(config, grid.cube(), dtype)
+    model = nerf.to_model(config, grid.cube(), dtype, aabb_scale)
     metrics = evaluate(model, test_split, n_steps, eval_views, device)
     label = loop.device_label(device)
     model.extra = {"source": str(data), "train_views": int(views), "train_size": [int(width), int(height)],
-                   "n_steps": n_steps, "occupancy_fraction": round(float(grid.occupied.float().mean()), 4),
+                   "n_steps": n_steps, "aabb_scale": aabb_scale,
+                   "occupancy_fraction": round(float(grid.occupied[:grid.res ** 3].float().mean()), 4),
                    "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "train_device": label,
                    "batch": batch, **metrics}
     return FitResult(model, state.step, seconds, metrics, state.losses, label)

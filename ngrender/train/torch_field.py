@@ -205,13 +205,14 @@ class TorchNerf(nn.Module):
         log_density = h[:, 0] if max_log_density is None else torch.clamp(h[:, 0], max=max_log_density)
         return torch.exp(log_density), torch.sigmoid(self.rgb_layers[-1](x))
 
-    def to_model(self, config: dict, occupancy: np.ndarray, dtype: str = "float16") -> Model:
+    def to_model(self, config: dict, occupancy: np.ndarray, dtype: str = "float16", aabb_scale: int = 1) -> Model:
         """The trained NeRF as a Model (instant-ngp config with dir_encoding and rgb_network), weights rounded to
-        the storage precision, with its occupancy grid."""
+        the storage precision, with its occupancy grid (cascades when aabb_scale > 1)."""
         rgb_layers = [layer.weight.detach().cpu().numpy().astype(dtype).astype(np.float32)
                       for layer in self.rgb_layers]
         return replace(self.density.to_model("nerf", config, dtype), dir_encoding=config["dir_encoding"],
-                       rgb_network=config["rgb_network"], rgb_layers=rgb_layers, occupancy=occupancy)
+                       rgb_network=config["rgb_network"], rgb_layers=rgb_layers, occupancy=occupancy,
+                       aabb_scale=aabb_scale)
 
     @classmethod
     def from_model(cls, model: Model) -> "TorchNerf":
