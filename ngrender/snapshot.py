@@ -77,10 +77,27 @@ def unpack(data: bytes, where: str) -> dict:
         root = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException, msgpack.ExtraData, TypeError, RecursionError) as exc:
         raise ConfigError(f"{where}: not a msgpack file ({type(exc).__name__}: {exc})") from None
+    _check_depth(root, where)
     if not isinstance(root, dict) or "snapshot" not in root:
         raise ConfigError(f"{where}: not an instant-ngp snapshot (no 'snapshot' key; other tools also write "
                           ".ingp files)")
     return root
+
+
+MAX_DEPTH = 64  # instant-ngp's snapshots nest about 5 deep; the reader and the model's metadata recurse
+
+
+def _check_depth(root: Any, where: str) -> None:
+    """Refuse data nested deeper than MAX_DEPTH (walked without recursion)."""
+    stack = [(root, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{where}: data nested more than {MAX_DEPTH} levels deep (not an instant-ngp snapshot)")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def pack(root: Mapping[str, Any]) -> bytes:
@@ -244,8 +261,8 @@ def _finest_resolution(mode: str, aabb_scale: int, image_size: tuple[int, int] |
 def _json_safe(value: Any) -> Any:
     """The value with what JSON cannot hold left out (binary blobs, msgpack ext types, non-finite numbers)."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()
-                if isinstance(k, str) and _json_safe(v) is not _DROP}
+        kept = {k: _json_safe(v) for k, v in value.items() if isinstance(k, str)}
+        return {k: v for k, v in kept.items() if v is not _DROP}
     if isinstance(value, list):
         items = [_json_safe(v) for v in value]
         return _DROP if any(v is _DROP for v in items) else items

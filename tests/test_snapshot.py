@@ -259,6 +259,13 @@ def snapshot_bytes(tmp_path: Path, **changes) -> bytes:
     return msgpack.packb(root, use_bin_type=True)
 
 
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 BAD = {
     "not msgpack": (lambda t: b"\xc1\xc1 not msgpack", "not a msgpack file"),
     "other .ingp": (lambda t: msgpack.packb({"gaussians": [1, 2]}), "not an instant-ngp snapshot"),
@@ -272,6 +279,7 @@ BAD = {
                        "compressed stream is truncated"),
     "corrupt zlib": (lambda t: b"\x78\x9c" + b"\xff" * 64, "corrupt compressed data"),
     "no params": (lambda t: snapshot_bytes(t, params_binary=None), "params_binary"),
+    "deep nesting": (lambda t: msgpack.packb({"snapshot": {}, "loss": nested(1000)}), "nested more than 64"),
 }
 
 
