@@ -15,7 +15,7 @@ from .session import RenderSession
 
 ENCODINGS = ("hash", "dense", "lowres")
 PIPELINES = ("fused", "unfused", "fused-rest")
-# The paper's RTX 3090 profile (PAPER.md): share of encoding + MLP in application time, per encoding, and the
+# The paper's RTX 3090 profile (docs/paper.md): share of encoding + MLP in application time, per encoding, and the
 # speed-up of fusing the rest of the kernels.
 PAPER_ENCODING_MLP_PCT = {"hash": 72.37, "dense": 60.0, "lowres": 59.96}
 PAPER_HASH_SPLIT_PCT = {"encoding": 40.24, "mlp": 32.12}

@@ -1,6 +1,6 @@
 """instant-ngp snapshots in and out: ``.ingp`` (a gzip stream of msgpack) and ``.msgpack`` (raw), version 1.
 
-Layout (../shared/INGP.md, from instant-ngp's ``Testbed::save_snapshot`` and tiny-cuda-nn): the root is the
+Layout (docs/instant-ngp.md, from instant-ngp's ``Testbed::save_snapshot`` and tiny-cuda-nn): the root is the
 network config plus a ``snapshot`` object holding ``params_binary`` (``n_params`` fp16 or fp32 values), the
 mode, the scene box, the camera and, for NeRF, the density grid. The flat parameter array holds each fully
 fused MLP (no biases; inputs padded to a multiple of 16, outputs to 16; row-major ``[out][in]``) and then the

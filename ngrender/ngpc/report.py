@@ -1,5 +1,5 @@
 """``ngrender ngpc report``: the NGPC projection for every app x encoding x scaling factor, against a baseline
-profile — the paper's RTX 3090 (stored, from PAPER.md) or this device's (measured by the unfused and fused-rest
+profile — the paper's RTX 3090 (stored, from docs/paper.md) or this device's (measured by the unfused and fused-rest
 pipelines) — with Amdahl bounds, reachable resolutions, area/power, and the SCALE-Sim cross-check of the MLP
 engine. Markdown + JSON + a PNG of speed-up vs scaling factor."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .arch import Arch, load_arch
 from .timing import Workload, layer_cycles, max_pixels, project
 
 FHD, UHD = 1920 * 1080, 3840 * 2160
-# The paper's frame times on the RTX 3090 (PAPER.md): NeRF about 231 ms per 1080p frame (secondary); GIA 1.51x
+# The paper's frame times on the RTX 3090 (docs/paper.md): NeRF about 231 ms per 1080p frame (secondary); GIA 1.51x
 # short of 4K at 60 FPS. SDF and NVR lie between; the paper gives no figure for them.
 PAPER_FRAME = {"nerf": (231.0, FHD, "paper (secondary): about 231 ms per 1080p frame"),
                "gigapixel": (1.51 * 1e3 / 60, UHD, "paper: 1.51x short of 4K at 60 FPS")}
