@@ -20,30 +20,17 @@ from ngrender.ngpc.timing import LevelWork, Workload, encoding_cycles, layer_cyc
 from ngrender.reference.nerf import sh_encode
 from ngrender.reference.ngpc import engine_encode, engine_mlp
 from ngrender.render import Renderer
-from test_unfused import model_for
-
-APPS = ["gigapixel", "sdf", "volume", "nerf"]
-
-
-def render(device, model, pipeline, arch=None, size=(40, 32)):
-    app = create_app(device, model, "baked", pipeline=pipeline, ngpc_arch=arch)
-    renderer = Renderer(device, app)
-    try:
-        image, stats = renderer.render(*size, app.default_view())
-        return image, stats, app
-    finally:
-        renderer.destroy()
-        app.destroy()
+from helpers import APPS, model_for, render
 
 
 @pytest.mark.parametrize("encoding", ["hash", "dense", "lowres", "simplex"])
 @pytest.mark.parametrize("app", APPS)
-def test_ngpc_image_matches_the_gpu_path(device, model_factory, app, encoding):
-    model = model_for(app, encoding, model_factory)
-    gpu, _, _ = render(device, model, "fused")
-    same, stats, _ = render(device, model, "ngpc", load_arch(storage_precision="fp32"))
+def test_ngpc_image_matches_the_gpu_path(device, app, encoding):
+    model = model_for(app, encoding)
+    gpu, _, _ = render(device, model, pipeline="fused")
+    same, stats, _ = render(device, model, pipeline="ngpc", ngpc_arch=load_arch(storage_precision="fp32"))
     np.testing.assert_array_equal(same, gpu)
-    half, stats, _ = render(device, model, "ngpc")
+    half, stats, _ = render(device, model, pipeline="ngpc")
     diff = np.abs(half.astype(int) - gpu.astype(int)).max(axis=2)
     assert (diff > 2).mean() <= 0.01 and diff.mean() < 0.5
     assert stats.ngpc_ms is not None and 0 < stats.ngpc_ms and stats.class_ms()["rest"] <= stats.ngpc_ms * 1.0001
@@ -53,7 +40,7 @@ def test_ngpc_image_matches_the_gpu_path(device, model_factory, app, encoding):
 def test_engine_kernels_match_the_numpy_engines(device, precision):
     """The last batch through the NGPC encode and MLP kernels against reference/ngpc.py."""
     storage, accumulate = precision
-    model = model_for("nerf", "hash", None)
+    model = model_for("nerf", "hash")
     arch = load_arch(storage_precision=storage, accumulate_precision=accumulate)
     app = create_app(device, model, "baked", pipeline="ngpc", ngpc_arch=arch)
     renderer = Renderer(device, app)

@@ -16,7 +16,7 @@ from ngrender.cli import main  # noqa: E402
 from ngrender.errors import DeviceError  # noqa: E402
 from ngrender.model import load_model  # noqa: E402
 from ngrender.train import loop  # noqa: E402
-from test_train_volume import write_inv3  # noqa: E402
+from helpers import write_inv3  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 NO_CUDA = (f"no CUDA device here: torch {torch.__version__} (built for CUDA {torch.version.cuda}) reports "
