@@ -155,8 +155,8 @@ def test_train_then_render_end_to_end(tmp_path):
     proc = run_cli("render", tmp_path / "m.json", "--out", tmp_path / "o.png", "--width", "32", "--height", "16")
     assert proc.returncode == 0, proc.stderr
     assert np.asarray(Image.open(tmp_path / "o.png")).shape == (16, 32, 3)
-    assert_clean_error(run_cli("train", "gigapixel", "--image", tmp_path / "nope.jpg", "--out", tmp_path / "x.safetensors"),
-                       "does not exist")
+    proc = run_cli("train", "gigapixel", "--image", tmp_path / "nope.jpg", "--out", tmp_path / "x.safetensors")
+    assert_clean_error(proc, "does not exist")
     assert_clean_error(run_cli("train", "gigapixel", "--out", tmp_path / "x.st"), "a model file is named *.safetensors")
 
 
@@ -224,6 +224,10 @@ def test_bench_breakdown_through_the_cli(tmp_path):
     assert "| sdf | lowres |" in proc.stdout and "paper 9.94x" in proc.stdout
     assert {p.name for p in (tmp_path / "bd").iterdir()} == {"breakdown.json", "breakdown.md", "breakdown.png"}
     assert_clean_error(run_cli("bench"), "bench needs an APP")
+    # simplex has no real-data scenes to profile, so the option does not offer it (it could only fail)
+    proc = run_cli("bench", "--breakdown", "--encodings", "simplex", "--out-dir", tmp_path / "none")
+    assert proc.returncode == 2 and "invalid choice: 'simplex'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "none").exists()
 
 
 def test_ngpc_through_the_cli(tmp_path):
