@@ -153,7 +153,16 @@ def test_report_files_and_monotone_speedup(tmp_path):
         assert big["area_pct"] == pytest.approx(64 * 0.565)
     paper = next(r for r in rows if r["profile"].startswith("RTX") and r["n_nfp"] == 8)
     assert paper["baseline_ms"] == pytest.approx(1.51 * 1e3 / 60 / 4)  # 4K@60 short by 1.51x, at 1080p
-    assert result["scalesim"] and all(abs(r["difference_pct"]) < 50 for r in result["scalesim"])
+    # SCALE-Sim and the MLP-engine model count the same streaming, fill and drain; they differ only in how a
+    # fold's weights enter the array (SCALE-Sim: R - 1 cycles; ngrender: fp16 values at 128 B a cycle). At this
+    # batch (1024) that is at most 5% (README: under 0.5% at the default 16384); the cycles must agree exactly.
+    arch = load_arch("NGPC-8")
+    assert result["scalesim"]
+    for r in result["scalesim"]:
+        folds = math.ceil(r["k"] / arch.mac_rows) * math.ceil(r["n"] / arch.mac_cols)
+        weight_load = r["k"] * r["n"] * arch.bytes_per_value() / arch.weight_load_bytes_per_cycle
+        assert r["ngrender_cycles"] - weight_load == r["scalesim_cycles"] - (arch.mac_rows - 1) * folds, r
+        assert abs(r["difference_pct"]) < 5, r
     saved = json.loads((tmp_path / "ngpc.json").read_text())
     assert len(saved["rows"]) == 4 and "SCALE-Sim" in (tmp_path / "ngpc.md").read_text()
     assert (tmp_path / "ngpc.png").stat().st_size > 10_000
