@@ -139,6 +139,20 @@ def run_cli(*args, check: bool = False, env: dict | None = None, cwd: Path = ROO
     return proc
 
 
+def assert_one_error_line(result: subprocess.CompletedProcess | tuple[int, str, str], fragment: str) -> None:
+    """A user error as the CLI reports it: a non-zero exit and stderr one ``ngrender: error: ...`` line that holds
+    ``fragment`` (no traceback, no internal error). ``result``: run_cli's, or (code, stdout, stderr)."""
+    if isinstance(result, subprocess.CompletedProcess):
+        code, stderr = result.returncode, result.stderr
+    else:
+        code, _, stderr = result
+    lines = stderr.strip().splitlines()
+    assert code not in (0, None), stderr
+    assert len(lines) == 1 and lines[0].startswith("ngrender: error:"), stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr
+    assert fragment in stderr, stderr
+
+
 # -- the device this machine opens ----------------------------------------------------------------------------
 def default_device():
     """The DeviceInfo of the device ``Device()`` picks here (a discrete GPU if any, else lavapipe), so that

@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import default_device, run_cli
+from helpers import assert_one_error_line, default_device, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENE = ROOT / "scenes" / "gigapixel.json"
-
-
-def assert_clean_error(proc, fragment):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line]
-    assert lines and lines[0].startswith("ngrender: error:"), proc.stderr
-    assert fragment in proc.stderr, proc.stderr
 
 
 def test_render_default_scene(tmp_path):
@@ -56,17 +48,17 @@ def test_info_lists_the_devices_and_the_chosen_one():
 
 
 def test_missing_scene(tmp_path):
-    assert_clean_error(run_cli("render", tmp_path / "nope.json", "--out", tmp_path / "o.png"), "does not exist")
+    assert_one_error_line(run_cli("render", tmp_path / "nope.json", "--out", tmp_path / "o.png"), "does not exist")
 
 
 def test_malformed_scene(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"app": "gigapixel", "model": ')
-    assert_clean_error(run_cli("render", bad, "--out", tmp_path / "o.png"), "not valid JSON")
+    assert_one_error_line(run_cli("render", bad, "--out", tmp_path / "o.png"), "not valid JSON")
     bad.write_text(json.dumps({"app": "gigapixel", "model": "x.safetensors", "camera": {}}))
-    assert_clean_error(run_cli("render", bad, "--out", tmp_path / "o.png"), "unknown field(s) ['camera']")
+    assert_one_error_line(run_cli("render", bad, "--out", tmp_path / "o.png"), "unknown field(s) ['camera']")
     bad.write_text(json.dumps({"app": "gigapixel", "model": str(tmp_path / "missing.safetensors")}))
-    assert_clean_error(run_cli("render", bad, "--out", tmp_path / "o.png"), "missing.safetensors does not exist")
+    assert_one_error_line(run_cli("render", bad, "--out", tmp_path / "o.png"), "missing.safetensors does not exist")
 
 
 def test_weights_shape_mismatch(tmp_path, model_factory):
@@ -82,7 +74,7 @@ def test_weights_shape_mismatch(tmp_path, model_factory):
               metadata={"ngrender": json.dumps(meta)})
     scene = tmp_path / "s.json"
     scene.write_text(json.dumps({"app": "gigapixel", "model": "m.safetensors"}))
-    assert_clean_error(run_cli("render", scene, "--out", tmp_path / "o.png"), "grid level 6 has shape")
+    assert_one_error_line(run_cli("render", scene, "--out", tmp_path / "o.png"), "grid level 6 has shape")
 
 
 def test_unknown_device(tmp_path):
@@ -90,18 +82,18 @@ def test_unknown_device(tmp_path):
     from ngrender.vk.device import list_devices
 
     listing = "; ".join(str(each) for each in list_devices())
-    assert_clean_error(proc, f"no Vulkan device matches 'radeon-9000'; available: {listing}")
+    assert_one_error_line(proc, f"no Vulkan device matches 'radeon-9000'; available: {listing}")
 
 
 def test_no_vulkan_driver(tmp_path):
     env = {"VK_ICD_FILENAMES": str(tmp_path / "none.json"), "VK_DRIVER_FILES": str(tmp_path / "none.json")}
-    assert_clean_error(run_cli("render", SCENE, "--out", tmp_path / "o.png", env=env), "no Vulkan driver found")
+    assert_one_error_line(run_cli("render", SCENE, "--out", tmp_path / "o.png", env=env), "no Vulkan driver found")
     assert not (tmp_path / "o.png").exists()
 
 
 def test_unwritable_output(tmp_path):
-    assert_clean_error(run_cli("render", SCENE, "--out", tmp_path / "no" / "such" / "o.png"), "does not exist")
-    assert_clean_error(run_cli("render", SCENE, "--out", tmp_path), "is a directory")
+    assert_one_error_line(run_cli("render", SCENE, "--out", tmp_path / "no" / "such" / "o.png"), "does not exist")
+    assert_one_error_line(run_cli("render", SCENE, "--out", tmp_path), "is a directory")
 
 
 def test_bad_window_argument(tmp_path):
@@ -113,7 +105,7 @@ def test_scene_app_mismatch(tmp_path, model_factory):
     model_factory("hash", app="sdf", n_in=3, n_out=1).save(tmp_path / "sdf.safetensors")
     scene = tmp_path / "s.json"
     scene.write_text(json.dumps({"app": "gigapixel", "model": "sdf.safetensors"}))
-    assert_clean_error(run_cli("render", scene, "--out", tmp_path / "o.png"), "is a 'sdf' model")
+    assert_one_error_line(run_cli("render", scene, "--out", tmp_path / "o.png"), "is a 'sdf' model")
 
 
 def test_glsl_error_through_the_cli(tmp_path, monkeypatch, capsys):
@@ -156,8 +148,9 @@ def test_train_then_render_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert np.asarray(Image.open(tmp_path / "o.png")).shape == (16, 32, 3)
     proc = run_cli("train", "gigapixel", "--image", tmp_path / "nope.jpg", "--out", tmp_path / "x.safetensors")
-    assert_clean_error(proc, "does not exist")
-    assert_clean_error(run_cli("train", "gigapixel", "--out", tmp_path / "x.st"), "a model file is named *.safetensors")
+    assert_one_error_line(proc, "does not exist")
+    assert_one_error_line(run_cli("train", "gigapixel", "--out", tmp_path / "x.st"),
+                          "a model file is named *.safetensors")
 
 
 def test_render_3d_model_with_mode_and_orbit(tmp_path):
@@ -169,10 +162,10 @@ def test_render_3d_model_with_mode_and_orbit(tmp_path):
     assert proc.returncode == 0, proc.stderr
     img = np.asarray(Image.open(tmp_path / "n.png"))
     assert img.shape == (30, 40, 3) and img.max() > 200 and img.min() < 20  # opaque blobs on clear background
-    assert_clean_error(run_cli("render", scene, "--out", tmp_path / "n.png", "--mode", "xray"),
-                       "nerf render mode must be one of 'rgb', 'depth', 'opacity', 'samples', got 'xray'")
-    assert_clean_error(run_cli("render", scene, "--out", tmp_path / "n.png", "--window", "0,0,1,1"),
-                       "unknown nerf view field(s) ['window']")
+    assert_one_error_line(run_cli("render", scene, "--out", tmp_path / "n.png", "--mode", "xray"),
+                          "nerf render mode must be one of 'rgb', 'depth', 'opacity', 'samples', got 'xray'")
+    assert_one_error_line(run_cli("render", scene, "--out", tmp_path / "n.png", "--window", "0,0,1,1"),
+                          "unknown nerf view field(s) ['window']")
 
 
 @pytest.mark.parametrize("app", ["sdf", "volume", "nerf"])
@@ -223,7 +216,7 @@ def test_bench_breakdown_through_the_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| sdf | lowres |" in proc.stdout and "paper 9.94x" in proc.stdout
     assert {p.name for p in (tmp_path / "bd").iterdir()} == {"breakdown.json", "breakdown.md", "breakdown.png"}
-    assert_clean_error(run_cli("bench"), "bench needs an APP")
+    assert_one_error_line(run_cli("bench"), "bench needs an APP")
     # simplex has no real-data scenes to profile, so the option does not offer it (it could only fail)
     proc = run_cli("bench", "--breakdown", "--encodings", "simplex", "--out-dir", tmp_path / "none")
     assert proc.returncode == 2 and "invalid choice: 'simplex'" in proc.stderr and "Traceback" not in proc.stderr
@@ -239,10 +232,8 @@ def test_ngpc_through_the_cli(tmp_path):
     proc = run_cli("ngpc", "arch", "--ngpc-preset", "NGPC-32")
     assert proc.returncode == 0 and proc.stdout.startswith("NGPC-32 ") and "assumption" in proc.stdout, proc.stdout
     assert re.search(r"^  n_nfp +32 ", proc.stdout, re.M), proc.stdout  # the preset's value, not its name
-    assert_clean_error(run_cli("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc", "--ngpc-set",
-                           "clock_ghz=0"), "clock_ghz = 0 is outside its valid range")
-    assert_clean_error(run_cli("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc", "--ngpc-set",
-                           "fast"), "must look like KEY=VALUE")
-    assert_clean_error(run_cli("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc", "--pipeline",
-                           "unfused"), "leave --pipeline out")
-    assert_clean_error(run_cli("ngpc", "arch", "--ngpc-preset", "NGPC-3"), "unknown NGPC preset")
+    ngpc = ("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc")
+    assert_one_error_line(run_cli(*ngpc, "--ngpc-set", "clock_ghz=0"), "clock_ghz = 0 is outside its valid range")
+    assert_one_error_line(run_cli(*ngpc, "--ngpc-set", "fast"), "must look like KEY=VALUE")
+    assert_one_error_line(run_cli(*ngpc, "--pipeline", "unfused"), "leave --pipeline out")
+    assert_one_error_line(run_cli("ngpc", "arch", "--ngpc-preset", "NGPC-3"), "unknown NGPC preset")

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ngrender import cli
 from ngrender.errors import ConfigError
-from helpers import run_cli
+from helpers import assert_one_error_line, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -37,15 +37,6 @@ def run_in_process(*args) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = exc.code
     return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_error_line(result, fragment: str) -> None:
-    code, _, err = result
-    lines = err.strip().splitlines()
-    assert code not in (0, None), err
-    assert len(lines) == 1 and lines[0].startswith("ngrender: error:"), err
-    assert "internal error" not in err and "Traceback" not in err, err
-    assert fragment in err, err
 
 
 def scene(tmp_path: Path, app: str = "nerf", model: Path = NERF_MODEL, view: dict | None = None,
@@ -166,8 +157,8 @@ def test_train_refuses_other_names_and_existing_files(tmp_path):
 
 @pytest.mark.parametrize("budget", ["nan", "-5", "0", "inf"])
 def test_time_budget_must_be_positive(tmp_path, budget):
-    assert_one_error_line(run_in_process("train", "gigapixel", "--time-budget", budget, "--out", tmp_path / "m.safetensors"),
-                          "positive number of seconds")
+    result = run_in_process("train", "gigapixel", "--time-budget", budget, "--out", tmp_path / "m.safetensors")
+    assert_one_error_line(result, "positive number of seconds")
 
 
 # 6. limits before the work ----------------------------------------------------------------------------------
@@ -339,7 +330,8 @@ def test_nerf_data_set_values(tmp_path):
 
 
 def test_png_only_output(tmp_path):
-    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", tmp_path / "o.jpg"), "ngrender writes PNG images")
+    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", tmp_path / "o.jpg"),
+                          "ngrender writes PNG images")
 
 
 def test_ngpc_set_needs_the_ngpc_path(tmp_path):
