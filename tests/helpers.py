@@ -1,6 +1,7 @@
-"""What several test modules share: small random models, the fitted stand-in models, one render helper, one CLI
-runner, and the facts of the Vulkan device this machine opens. Test modules import from here (and from the
-other non-test modules: screenshots, unit_kernel, fit_models), never from another test_*.py."""
+"""What several test modules share: small random models, the fitted stand-in models, a scan-file writer, one
+render helper, one CLI runner with its error-line check, and the Vulkan device this machine opens. Test modules
+import from here (and the other non-test modules: screenshots, unit_kernel, fit_models), never from a test_*.py
+(test_suite_rules.py checks)."""
 from __future__ import annotations
 
 import io
@@ -78,6 +79,7 @@ def model_for(app: str, encoding: str, seed: int = 3):
     return make_model(encoding, seed=seed) if app == "gigapixel" else fitted(app, encoding)
 
 
+# -- data files -----------------------------------------------------------------------------------------------
 def write_inv3(path: Path, hu: np.ndarray, spacing=(1.0, 1.0, 2.0)) -> Path:
     """An InVesalius project as the Debian package ships it: a gzip tarball with main.plist + matrix.dat."""
     meta = {"matrix": {"dtype": "int16", "filename": "matrix.dat", "shape": list(hu.shape)},
@@ -120,8 +122,8 @@ def render(device, model, variant: str = "baked", size: tuple[int, int] = (40, 3
 
 
 # -- the command line -----------------------------------------------------------------------------------------
-def run_cli(*args, check: bool = False, env: dict | None = None, cwd: Path = ROOT, timeout: float = 600,
-            **popen) -> subprocess.CompletedProcess:
+def run_cli(*args, check: bool = False, env: dict | None = None, cwd: Path = ROOT,
+            timeout: float = 600) -> subprocess.CompletedProcess:
     """``python -m ngrender ARGS`` in a fresh interpreter, as a user runs it: ``env`` is added to (or, for keys
     whose value is None, removed from) this process's environment, so PYTHONPATH and the suite's settings
     carry. ``returncode``, ``stdout``, ``stderr`` (text) come back; ``check`` fails the test on a non-zero
@@ -133,7 +135,7 @@ def run_cli(*args, check: bool = False, env: dict | None = None, cwd: Path = ROO
         else:
             full_env[key] = str(value)
     proc = subprocess.run([sys.executable, "-m", "ngrender", *map(str, args)], capture_output=True, text=True,
-                          errors="replace", env=full_env, cwd=cwd, timeout=timeout, **popen)
+                          errors="replace", env=full_env, cwd=cwd, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"ngrender {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
     return proc

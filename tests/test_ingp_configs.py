@@ -128,7 +128,7 @@ def test_sdf_image_volume_bases_train_and_render(tmp_path, capsys, image, name, 
     if name == "volume":  # through the API: the CLI's quality figures render 96 x 96 views, minutes here
         from ngrender.scene import default_scene
         from ngrender.train import volume
-        from test_train_volume import write_inv3
+        from helpers import write_inv3
 
         z, y, x = np.mgrid[:16, :24, :24]
         scan = write_inv3(tmp_path / "v.inv3", np.where((x - 12) ** 2 + (y - 12) ** 2 + (z - 8) ** 2 < 30, 800, -1000))
