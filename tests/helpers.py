@@ -11,9 +11,12 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ngrender.vk.device import DeviceInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -156,7 +159,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess | tuple[int, str, 
 
 
 # -- the device this machine opens ----------------------------------------------------------------------------
-def default_device():
+def default_device_info() -> DeviceInfo:
     """The DeviceInfo of the device ``Device()`` picks here (a discrete GPU if any, else lavapipe), so that
     assertions about device names and kernel variants hold on any machine."""
     from ngrender.vk.device import Device

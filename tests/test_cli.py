@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import assert_one_error_line, default_device, run_cli
+from helpers import assert_one_error_line, default_device_info, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENE = ROOT / "scenes" / "gigapixel.json"
@@ -19,7 +19,7 @@ def test_render_default_scene(tmp_path):
     out = tmp_path / "g.png"
     proc = run_cli("render", SCENE, "--out", out, "--width", 200, "--height", 100, "--validation")
     assert proc.returncode == 0, proc.stderr
-    info = default_device()
+    info = default_device_info()
     # The scene asks for auto: baked on CPU drivers; on GPUs shared, as its 12,672 B of fp16 weights fit the
     # 16 KiB of shared memory that Vulkan guarantees.
     variant = "baked" if info.is_cpu else "shared"
@@ -41,7 +41,7 @@ def test_info_lists_the_devices_and_the_chosen_one():
 
     proc = run_cli("info")
     assert proc.returncode == 0, proc.stderr
-    info = default_device()
+    info = default_device_info()
     assert all(f"  {each}\n" in proc.stdout for each in list_devices()) and f"chosen: {info}\n" in proc.stdout
     auto = "baked" if info.is_cpu else "shared (buffered when the weights exceed the shared memory)"
     assert f"kernel variant (auto): {auto}\n" in proc.stdout, proc.stdout
