@@ -498,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--breakdown", action="store_true",
                    help="per-kernel profile (encoding / MLP / rest) of every app x encoding, fused vs unfused vs "
                         "fused-rest, next to the paper's RTX 3090 figures; writes JSON, Markdown and a PNG chart")
-    p.add_argument("--encodings", nargs="+", choices=("hash", "dense", "lowres", "simplex"),
+    # Only the encodings with real-data scenes (breakdown.ENCODINGS): there are no simplex models of real data.
+    p.add_argument("--encodings", nargs="+", choices=("hash", "dense", "lowres"),
                    help="--breakdown: encodings to profile (default: hash dense lowres)")
     p.add_argument("--out-dir", default="breakdown", help="--breakdown: folder for breakdown.{json,md,png}")
     p.add_argument("--variant", choices=VARIANTS, default="auto")

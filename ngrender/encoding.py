@@ -104,7 +104,8 @@ def per_level_scale_for(base_resolution: int, finest_resolution: float, n_levels
 
 
 def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
-    """Level layout from a tiny-cuda-nn encoding config (``otype`` HashGrid / DenseGrid / TiledGrid / Grid)."""
+    """Level layout from a tiny-cuda-nn encoding config: ``otype`` HashGrid, DenseGrid, TiledGrid (a dense grid),
+    SimplexHashGrid, or Grid with ``type`` Hash, Dense or Tiled."""
     encoding = validate.obj(encoding, "encoding")
     otype = validate.string(encoding.get("otype", ""), "encoding.otype").lower() if "otype" in encoding else ""
     if otype == "grid":

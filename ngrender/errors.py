@@ -17,6 +17,11 @@ class DeviceError(NgrenderError):
     exit_code = 3
 
 
+class OutOfDeviceMemory(NgrenderError):
+    """An allocation the device cannot satisfy. Nothing retries it: the user gets one line naming the buffer's
+    size and the device, and can ask for less (a smaller --tile, a smaller model or another variant)."""
+
+
 class ShaderCompileError(NgrenderError):
     """GLSL that does not compile; the message names file:line and shows the source line."""
 

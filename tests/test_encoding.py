@@ -35,6 +35,18 @@ def test_paper_dense_and_lowres_geometries():
     assert low.levels[1].size == 128 ** 3
 
 
+def test_every_documented_otype_is_accepted():
+    """grid_geometry's docstring names what it takes: TiledGrid and Grid/Tiled are tcnn's dense grid in another
+    memory layout, so the same levels as DenseGrid; Grid/Hash is HashGrid."""
+    dense = {"n_levels": 4, "base_resolution": 8, "per_level_scale": 1.5}
+    want = grid_geometry({"otype": "DenseGrid", **dense}, 3)
+    for config in ({"otype": "TiledGrid"}, {"otype": "Grid", "type": "Tiled"}, {"otype": "Grid", "type": "Dense"}):
+        assert grid_geometry({**config, **dense}, 3) == want, config
+    hashed = grid_geometry({"otype": "HashGrid", **dense}, 3)
+    assert grid_geometry({"otype": "Grid", "type": "Hash", **dense}, 3) == hashed
+    assert grid_geometry({"otype": "SimplexHashGrid", **dense}, 3).kind == "simplex"
+
+
 def test_gia_per_level_scale_rule():
     b = per_level_scale_for(16, 5400, 16)
     assert np.isclose(16 * b ** 15, 5400)

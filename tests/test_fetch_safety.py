@@ -23,6 +23,7 @@ import pytest
 from ngrender.data import fetch as fetch_mod
 from ngrender.data.fetch import CATALOGUE, DataFile, DataSet, fetch, is_fetched
 from ngrender.errors import NgrenderError
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = b"OFF\n" + bytes(range(256)) * 4000  # ~1 MB: more than one 1 MiB read block
@@ -276,8 +277,7 @@ def test_sigkill_leaves_no_partial_file_and_the_next_fetch_works(tmp_path):
     _run_until_paused("cache", env)  # the mesh is in place, its hash not yet recorded
     assert _sha(target.read_bytes()) == armadillo.sha256 and not partial.exists()
 
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "data", "fetch", "armadillo"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_cli("data", "fetch", "armadillo", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "armadillo: already fetched (verified)" in proc.stdout  # hashed, as nothing vouched for it
     assert armadillo.out in (data / ".verified.json").read_text()

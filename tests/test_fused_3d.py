@@ -8,7 +8,6 @@ tolerance allows 1% of the pixels to differ by more than 2/255 (on lavapipe none
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,33 +15,15 @@ import pytest
 from ngrender.apps import create_app
 from ngrender.camera import Camera, orbit
 from ngrender.errors import ConfigError
-from ngrender.model import load_model
 from ngrender.reference import nerf as nerf_ref
 from ngrender.reference import sdf as sdf_ref
 from ngrender.reference import volume as volume_ref
-from ngrender.render import Renderer
 from ngrender.session import RenderSession
+from helpers import DATA, FITTED, fitted, render
 from screenshots import compare_screenshot
 
-DATA = Path(__file__).resolve().parent / "data"
-APPS = {"sdf": ("sdf_torus", sdf_ref), "volume": ("volume_cloud", volume_ref), "nerf": ("nerf_blobs", nerf_ref)}
+REFERENCE = {"sdf": sdf_ref, "volume": volume_ref, "nerf": nerf_ref}
 ENCODINGS = ["hash", "dense", "lowres", "simplex"]
-
-
-def fitted(app: str, encoding: str):
-    return load_model(DATA / f"{APPS[app][0]}_{encoding}.safetensors")
-
-
-def render(device, model, variant, width, height, settings=None, tile=(1024, 1024)):
-    app = create_app(device, model, variant, max_tile=tile)
-    renderer = Renderer(device, app)
-    try:
-        view = app.make_view(settings or {})
-        image, stats = renderer.render(width, height, view)
-        return image, stats, view
-    finally:
-        renderer.destroy()
-        app.destroy()
 
 
 def assert_matches_reference(image, want):
@@ -51,7 +32,7 @@ def assert_matches_reference(image, want):
 
 
 @pytest.mark.parametrize("encoding", ["hash", "dense", "lowres"])
-@pytest.mark.parametrize("app", list(APPS))
+@pytest.mark.parametrize("app", list(REFERENCE))
 def test_real_data_models_equal_reference(app, encoding):
     """The models trained on real data (assets/, with their scenes' views) render as the reference does."""
     from ngrender.bench import scene_for
@@ -60,18 +41,18 @@ def test_real_data_models_equal_reference(app, encoding):
         view = session.view()
         image, _ = session.renderer.render(40, 30, view)
         session.check_validation()
-        want, _ = APPS[app][1].render(session.model, 40, 30, view)
+        want, _ = REFERENCE[app].render(session.model, 40, 30, view)
     assert image.std() > 5  # the object is in the frame
     assert_matches_reference(image, want)
 
 
 @pytest.mark.parametrize("variant", ["baked", "buffered", "shared"])
 @pytest.mark.parametrize("encoding", ENCODINGS)
-@pytest.mark.parametrize("app", list(APPS))
+@pytest.mark.parametrize("app", list(REFERENCE))
 def test_fused_equals_reference(device, app, encoding, variant):
     model = fitted(app, encoding)
-    image, stats, view = render(device, model, variant, 64, 48)
-    want, steps = APPS[app][1].render(model, 64, 48, view)
+    image, stats, view = render(device, model, variant, (64, 48))
+    want, steps = REFERENCE[app].render(model, 64, 48, view)
     assert_matches_reference(image, want)
     assert (want.max(axis=2) > 8).mean() > 0.1  # the object covers a real part of the frame
     assert steps.max() > 1 and stats.kernel_ms[f"fused/{app}"] > 0
@@ -82,25 +63,25 @@ def test_fused_equals_reference(device, app, encoding, variant):
                                        ("nerf", "opacity"), ("nerf", "samples")])
 def test_render_modes_equal_reference(device, app, mode):
     model = fitted(app, "hash")
-    image, _, view = render(device, model, "baked", 48, 40, {"mode": mode})
-    assert_matches_reference(image, APPS[app][1].render(model, 48, 40, view)[0])
+    image, _, view = render(device, model, "baked", (48, 40), settings={"mode": mode})
+    assert_matches_reference(image, REFERENCE[app].render(model, 48, 40, view)[0])
 
 
-@pytest.mark.parametrize("app", list(APPS))
+@pytest.mark.parametrize("app", list(REFERENCE))
 def test_camera_inside_the_cube_and_tiles(device, app):
     model = fitted(app, "dense")
     settings = {"camera": {"transform_matrix": orbit(10, 5, 0.3).c2w.tolist(), "fov_x": 90}}
-    whole, _, view = render(device, model, "baked", 40, 30, settings)
-    tiled, stats, _ = render(device, model, "baked", 40, 30, settings, tile=(16, 16))
+    whole, _, view = render(device, model, "baked", (40, 30), settings=settings)
+    tiled, stats, _ = render(device, model, "baked", (40, 30), settings=settings, tile=(16, 16))
     assert stats.tiles == 3 * 2
     np.testing.assert_array_equal(tiled, whole)
-    assert_matches_reference(whole, APPS[app][1].render(model, 40, 30, view)[0])
+    assert_matches_reference(whole, REFERENCE[app].render(model, 40, 30, view)[0])
 
 
 def test_volume_early_termination_and_background(device):
     model = fitted("volume", "hash")
     dense = {"density_scale": 50.0, "background": [0.0, 0.0, 1.0]}
-    image, _, view = render(device, model, "baked", 48, 36, dense)
+    image, _, view = render(device, model, "baked", (48, 36), settings=dense)
     want, steps = volume_ref.render(model, 48, 36, view)
     assert_matches_reference(image, want)
     _, steps_light = volume_ref.render(model, 48, 36, volume_ref.VolumeView())
@@ -112,8 +93,8 @@ def test_volume_early_termination_and_background(device):
 def test_nerf_occupancy_skipping_cuts_samples(device):
     """Skipping empty cells changes which samples are taken, not the picture; it cuts samples per ray."""
     model = fitted("nerf", "hash")
-    with_occ, _, view = render(device, model, "baked", 40, 30)
-    without, _, view_off = render(device, model, "baked", 40, 30, {"use_occupancy": False})
+    with_occ, _, view = render(device, model, "baked", (40, 30))
+    without, _, view_off = render(device, model, "baked", (40, 30), settings={"use_occupancy": False})
     want_on, samples_on = nerf_ref.render(model, 40, 30, view)
     want_off, samples_off = nerf_ref.render(model, 40, 30, view_off)
     assert_matches_reference(with_occ, want_on)
@@ -133,12 +114,12 @@ def test_nerf_needs_its_parts(device):
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-@pytest.mark.parametrize("app", list(APPS))
+@pytest.mark.parametrize("app", list(REFERENCE))
 def test_screenshots(app, encoding, regenerate):
     with RenderSession(fitted(app, encoding), validation=True) as session:
         image, _ = session.renderer.render(96, 72, session.view())
         session.check_validation()
-    compare_screenshot(f"{APPS[app][0]}_{encoding}_96x72", image, regenerate)
+    compare_screenshot(f"{FITTED[app]}_{encoding}_96x72", image, regenerate)
 
 
 @pytest.mark.parametrize("app, settings, message", [
@@ -172,6 +153,7 @@ def test_scene_files_for_3d_apps(tmp_path):
                                           "mode": "normals"}}))
     with RenderSession.from_scene(scene, validation=True) as session:
         image, _ = session.renderer.render(32, 24, session.view())
+        session.check_validation()
         want, _ = sdf_ref.render(session.model, 32, 24, session.view())
     assert_matches_reference(image, want)
     bad = tmp_path / "bad.json"

@@ -38,6 +38,7 @@ from PIL import Image
 from ngrender.cli import main
 from ngrender.errors import ConfigError
 from ngrender.vk import live_objects
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20240917
@@ -239,10 +240,8 @@ def cli(argv: list[str]) -> Callable[[], Result]:
 
 def cli_subprocess(argv: list[str]) -> Callable[[], Result]:
     def run() -> Result:
-        env = {k: v for k, v in os.environ.items() if k != "NGRENDER_DEBUG"}
         try:
-            proc = subprocess.run([sys.executable, str(ROOT / "main.py"), *argv], capture_output=True, text=True,
-                                  errors="replace", env=env, cwd=ROOT, timeout=CASE_TIMEOUT)
+            proc = run_cli(*argv, env={"NGRENDER_DEBUG": None}, timeout=CASE_TIMEOUT)
         except subprocess.TimeoutExpired:
             return Result(timed_out=True)
         return Result(proc.returncode, proc.stderr)

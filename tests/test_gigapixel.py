@@ -16,20 +16,11 @@ from ngrender.reference import gigapixel as ref
 from ngrender.reference.output import to_uint8
 from ngrender.render import Renderer
 from ngrender.session import RenderSession
+from helpers import render
 from screenshots import compare_screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCENE = ROOT / "scenes" / "gigapixel.json"
-
-
-def render(device, model, variant, width, height, view=None, tile=(1024, 1024)):
-    app = create_app(device, model, variant, max_tile=tile)
-    renderer = Renderer(device, app)
-    try:
-        return renderer.render(width, height, view)
-    finally:
-        renderer.destroy()
-        app.destroy()
 
 
 def assert_close_images(got: np.ndarray, want: np.ndarray) -> None:
@@ -44,7 +35,7 @@ def assert_close_images(got: np.ndarray, want: np.ndarray) -> None:
 def test_fused_render_equals_reference(device, model_factory, encoding, variant):
     model = model_factory(encoding)
     view = GigapixelView(window=(-0.1, 0.05, 1.05, 0.9), background=0.25)  # includes outside-image pixels
-    image, stats = render(device, model, variant, 83, 61, view)
+    image, stats, _ = render(device, model, variant, (83, 61), view=view)
     want = ref.render(model, 83, 61, view.window)
     want[~_inside(83, 61, view.window)] = to_uint8(np.float32(0.25))
     assert_close_images(image, want)
@@ -58,15 +49,15 @@ def _inside(width, height, window):
 
 def test_tiling_is_seamless(device, model_factory):
     model = model_factory("hash")
-    whole, _ = render(device, model, "baked", 100, 70)
-    tiled, stats = render(device, model, "baked", 100, 70, tile=(32, 24))
+    whole, _, _ = render(device, model, "baked", (100, 70))
+    tiled, stats, _ = render(device, model, "baked", (100, 70), tile=(32, 24))
     assert stats.tiles == 4 * 3
     np.testing.assert_array_equal(tiled, whole)
 
 
 def test_timestamps_cover_every_tile(device, model_factory):
     model = model_factory("hash")
-    _, stats = render(device, model, "baked", 64, 64, tile=(32, 32))
+    _, stats, _ = render(device, model, "baked", (64, 64), tile=(32, 32))
     assert stats.tiles == 4
     assert set(stats.kernel_ms) == {"fused/gigapixel"} and stats.kernel_ms["fused/gigapixel"] > 0
     assert stats.gpu_ms <= stats.wall_ms
@@ -75,7 +66,7 @@ def test_timestamps_cover_every_tile(device, model_factory):
 def test_zoom_window_matches_reference(device, model_factory):
     model = model_factory("hash", seed=3)
     window = (0.40, 0.30, 0.45, 0.34)  # deep zoom: a 20x magnification of the image plane
-    image, _ = render(device, model, "baked", 48, 40, GigapixelView(window))
+    image, _, _ = render(device, model, "baked", (48, 40), view=GigapixelView(window))
     assert_close_images(image, ref.render(model, 48, 40, window))
 
 
@@ -103,7 +94,7 @@ def test_bad_view_and_sizes(device, model_factory):
     with pytest.raises(ConfigError, match="x1 > x0"):
         GigapixelView(window=(0.5, 0, 0.5, 1))
     with pytest.raises(ConfigError, match="frame size"):
-        render(device, model_factory("hash"), "baked", 0, 10)
+        render(device, model_factory("hash"), "baked", (0, 10))
 
 
 def test_wrong_app_model_rejected(device, model_factory):
@@ -117,7 +108,7 @@ def test_default_model_matches_reference_both_variants(device):
     window = (0.55, 0.2, 0.75, 0.4)  # Europe / Africa coast: detail from every level
     want = ref.render(model, 48, 48, window)
     for variant in ("baked", "buffered", "shared"):
-        image, _ = render(device, model, variant, 48, 48, GigapixelView(window))
+        image, _, _ = render(device, model, variant, (48, 48), view=GigapixelView(window))
         assert_close_images(image, want)
 
 
@@ -131,4 +122,5 @@ def test_default_scene_screenshot(regenerate):
 def test_default_scene_zoom_screenshot(regenerate):
     with RenderSession.from_scene(DEFAULT_SCENE, validation=True) as session:
         image, _ = session.renderer.render(160, 120, session.view(window=(0.27, 0.25, 0.33, 0.34)))
+        session.check_validation()
     compare_screenshot("gigapixel_zoom_160x120", image, regenerate)

@@ -15,7 +15,7 @@ from ngrender.cli import main
 from ngrender.errors import ConfigError
 from ngrender.model import load_network_config
 from ngrender.netconfig import merge, sh_degree, strip_comments, tcnn_param_count, with_per_level_scale
-from test_model import INSTANT_NGP_BASE
+from helpers import INSTANT_NGP_BASE
 
 COMPOSITE = {"otype": "Composite", "nested": [
     {"n_dims_to_encode": 3, "otype": "SphericalHarmonics", "degree": 4},
@@ -128,7 +128,7 @@ def test_sdf_image_volume_bases_train_and_render(tmp_path, capsys, image, name, 
     if name == "volume":  # through the API: the CLI's quality figures render 96 x 96 views, minutes here
         from ngrender.scene import default_scene
         from ngrender.train import volume
-        from test_train_volume import write_inv3
+        from helpers import write_inv3
 
         z, y, x = np.mgrid[:16, :24, :24]
         scan = write_inv3(tmp_path / "v.inv3", np.where((x - 12) ** 2 + (y - 12) ** 2 + (z - 8) ** 2 < 30, 800, -1000))
@@ -189,6 +189,3 @@ def test_the_2022_nerf_base_trains_and_renders(tmp_path, capsys, request):
     rendered = train_and_render(tmp_path, capsys, "nerf", "--data", tiny_set, "--config",
                                 nerf_configs(tmp_path)["base_2022"], "--steps", 2, "--batch", 2048, "--n-steps", 64)
     assert rendered.shape == (16, 16, 3)
-
-
-from test_train_nerf import tiny_set  # noqa: E402,F401  (the rendered NeRF data set fixture)

@@ -5,7 +5,6 @@ reference, as they do in the unit cube; the reference's cascade choice follows i
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,10 @@ import pytest
 from ngrender.camera import orbit
 from ngrender.errors import ConfigError
 from ngrender.model import Model, cascades_of, load_model
+from ngrender.ngpc.arch import load_arch
 from ngrender.reference import nerf as nerf_ref
-from ngrender.session import RenderSession
+from helpers import DATA, render
 
-DATA = Path(__file__).resolve().parent / "data"
 SIZE = (40, 30)
 
 
@@ -32,19 +31,6 @@ def cascaded(aabb_scale: int, side: int = 32, seed: int = 0) -> Model:
         (rng.random((side,) * 3) < 0.25).astype(np.uint8) for _ in range(cascades_of(aabb_scale) - 1)]
     occupancy = np.stack(levels) if aabb_scale > 1 else levels[0]
     return dataclasses.replace(model, aabb_scale=aabb_scale, occupancy=occupancy.astype(np.uint8))
-
-
-def render(model: Model, view_settings: dict, pipeline: str = "fused", variant: str = "baked"):
-    arch = None
-    if pipeline == "ngpc":  # the simulated NGPC with fp32 storage computes what the GPU path does
-        from ngrender.ngpc.arch import load_arch
-
-        arch = load_arch(storage_precision="fp32")
-    with RenderSession(model, variant=variant, pipeline=pipeline, validation=True, ngpc_arch=arch) as session:
-        view = session.app.make_view(view_settings)
-        image, stats = session.renderer.render(*SIZE, view)
-        assert session.device.take_messages() == []
-    return image, stats, view
 
 
 def close(image: np.ndarray, want: np.ndarray) -> float:
@@ -68,11 +54,11 @@ def test_cascade_choice_is_instant_ngps():
 
 
 @pytest.mark.parametrize("aabb_scale", [1, 4, 16])
-def test_fused_kernels_equal_the_reference(aabb_scale):
+def test_fused_kernels_equal_the_reference(device, aabb_scale):
     model = cascaded(aabb_scale)
     images = {}
     for variant in ("baked", "buffered"):
-        images[variant], _, view = render(model, CAMERA, variant=variant)
+        images[variant], _, view = render(device, model, size=SIZE, settings=CAMERA, variant=variant)
     want, samples = nerf_ref.render(model, *SIZE, view)
     assert (want.astype(int).sum(axis=2) < 700).mean() > 0.05  # something in front of the white background
     for variant, image in images.items():
@@ -82,22 +68,30 @@ def test_fused_kernels_equal_the_reference(aabb_scale):
 
 
 @pytest.mark.parametrize("aabb_scale", [4, 16])
-def test_unfused_pipelines_draw_the_fused_image(aabb_scale):
+def test_unfused_pipelines_draw_the_fused_image(device, aabb_scale):
+    """The staged pipelines (and the simulated NGPC with fp32 storage, which computes what the GPU path does)
+    draw the fused image, through their own stage kernels."""
     model = cascaded(aabb_scale, seed=1)
-    fused, _, _ = render(model, CAMERA)
+    fused, _, _ = render(device, model, size=SIZE, settings=CAMERA)
+    assert (fused.astype(int).sum(axis=2) < 700).mean() > 0.05  # something in front of the white background
     for pipeline in ("unfused", "fused-rest", "ngpc"):
-        image, stats, _ = render(model, CAMERA, pipeline)
+        arch = load_arch(storage_precision="fp32") if pipeline == "ngpc" else None
+        image, stats, _ = render(device, model, size=SIZE, settings=CAMERA, pipeline=pipeline, ngpc_arch=arch)
         np.testing.assert_array_equal(image, fused, err_msg=pipeline)
+        classes = stats.class_ms()
+        assert classes["fused"] == 0 and classes["rest"] > 0 and stats.iterations >= 1, (pipeline, classes)
+        projected = stats.ngpc_ms is not None and stats.ngpc_ms > 0
+        assert projected == (pipeline == "ngpc"), (pipeline, stats.ngpc_ms)
 
 
 @pytest.mark.parametrize("aabb_scale", [4, 16])
-def test_cone_stepping_cuts_samples(aabb_scale):
+def test_cone_stepping_cuts_samples(device, aabb_scale):
     """The same box marched with fixed steps and with instant-ngp's cone steps: samples per ray printed."""
     model = cascaded(aabb_scale, seed=2)
     # the blobs fill the box: a camera inside it at 0.45 s from the centre sees them at distances ~s/4..s/2
     camera = {"camera": {"transform_matrix": orbit(30.0, 20.0, 0.45 * aabb_scale).c2w.tolist(), "fov_x": 50.0}}
-    fixed, _, fixed_view = render(model, {**camera, "cone_angle": 0.0})
-    cone, _, cone_view = render(model, camera)
+    fixed, _, fixed_view = render(device, model, size=SIZE, settings={**camera, "cone_angle": 0.0})
+    cone, _, cone_view = render(device, model, size=SIZE, settings=camera)
     want_fixed, samples_fixed = nerf_ref.render(model, *SIZE, fixed_view)
     want_cone, samples_cone = nerf_ref.render(model, *SIZE, cone_view)
     assert close(fixed, want_fixed) <= 0.01 and close(cone, want_cone) <= 0.01
@@ -106,7 +100,7 @@ def test_cone_stepping_cuts_samples(aabb_scale):
     assert samples_cone.sum() < samples_fixed.sum()
 
 
-def test_cascades_must_match_the_box(tmp_path):
+def test_cascades_must_match_the_box(device, tmp_path):
     model = cascaded(4)
     with pytest.raises(ConfigError, match="aabb_scale 4 needs 3 occupancy cascade"):
         dataclasses.replace(model, occupancy=model.occupancy[:2])
@@ -117,4 +111,4 @@ def test_cascades_must_match_the_box(tmp_path):
     assert back.aabb_scale == 4 and back.occupancy_cascades == 3
     np.testing.assert_array_equal(back.occupancy, model.occupancy)
     with pytest.raises(ConfigError, match="cone_angle must be"):
-        render(model, {"cone_angle": 2.0})
+        render(device, model, size=SIZE, settings={"cone_angle": 2.0})

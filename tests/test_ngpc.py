@@ -20,30 +20,17 @@ from ngrender.ngpc.timing import LevelWork, Workload, encoding_cycles, layer_cyc
 from ngrender.reference.nerf import sh_encode
 from ngrender.reference.ngpc import engine_encode, engine_mlp
 from ngrender.render import Renderer
-from test_unfused import model_for
-
-APPS = ["gigapixel", "sdf", "volume", "nerf"]
-
-
-def render(device, model, pipeline, arch=None, size=(40, 32)):
-    app = create_app(device, model, "baked", pipeline=pipeline, ngpc_arch=arch)
-    renderer = Renderer(device, app)
-    try:
-        image, stats = renderer.render(*size, app.default_view())
-        return image, stats, app
-    finally:
-        renderer.destroy()
-        app.destroy()
+from helpers import APPS, model_for, render
 
 
 @pytest.mark.parametrize("encoding", ["hash", "dense", "lowres", "simplex"])
 @pytest.mark.parametrize("app", APPS)
-def test_ngpc_image_matches_the_gpu_path(device, model_factory, app, encoding):
-    model = model_for(app, encoding, model_factory)
-    gpu, _, _ = render(device, model, "fused")
-    same, stats, _ = render(device, model, "ngpc", load_arch(storage_precision="fp32"))
+def test_ngpc_image_matches_the_gpu_path(device, app, encoding):
+    model = model_for(app, encoding)
+    gpu, _, _ = render(device, model, pipeline="fused")
+    same, stats, _ = render(device, model, pipeline="ngpc", ngpc_arch=load_arch(storage_precision="fp32"))
     np.testing.assert_array_equal(same, gpu)
-    half, stats, _ = render(device, model, "ngpc")
+    half, stats, _ = render(device, model, pipeline="ngpc")
     diff = np.abs(half.astype(int) - gpu.astype(int)).max(axis=2)
     assert (diff > 2).mean() <= 0.01 and diff.mean() < 0.5
     assert stats.ngpc_ms is not None and 0 < stats.ngpc_ms and stats.class_ms()["rest"] <= stats.ngpc_ms * 1.0001
@@ -53,7 +40,7 @@ def test_ngpc_image_matches_the_gpu_path(device, model_factory, app, encoding):
 def test_engine_kernels_match_the_numpy_engines(device, precision):
     """The last batch through the NGPC encode and MLP kernels against reference/ngpc.py."""
     storage, accumulate = precision
-    model = model_for("nerf", "hash", None)
+    model = model_for("nerf", "hash")
     arch = load_arch(storage_precision=storage, accumulate_precision=accumulate)
     app = create_app(device, model, "baked", pipeline="ngpc", ngpc_arch=arch)
     renderer = Renderer(device, app)
@@ -166,7 +153,16 @@ def test_report_files_and_monotone_speedup(tmp_path):
         assert big["area_pct"] == pytest.approx(64 * 0.565)
     paper = next(r for r in rows if r["profile"].startswith("RTX") and r["n_nfp"] == 8)
     assert paper["baseline_ms"] == pytest.approx(1.51 * 1e3 / 60 / 4)  # 4K@60 short by 1.51x, at 1080p
-    assert result["scalesim"] and all(abs(r["difference_pct"]) < 50 for r in result["scalesim"])
+    # SCALE-Sim and the MLP-engine model count the same streaming, fill and drain; they differ only in how a
+    # fold's weights enter the array (SCALE-Sim: R - 1 cycles; ngrender: fp16 values at 128 B a cycle). At this
+    # batch (1024) that is at most 5% (README: under 0.5% at the default 16384); the cycles must agree exactly.
+    arch = load_arch("NGPC-8")
+    assert result["scalesim"]
+    for r in result["scalesim"]:
+        folds = math.ceil(r["k"] / arch.mac_rows) * math.ceil(r["n"] / arch.mac_cols)
+        weight_load = r["k"] * r["n"] * arch.bytes_per_value() / arch.weight_load_bytes_per_cycle
+        assert r["ngrender_cycles"] - weight_load == r["scalesim_cycles"] - (arch.mac_rows - 1) * folds, r
+        assert abs(r["difference_pct"]) < 5, r
     saved = json.loads((tmp_path / "ngpc.json").read_text())
     assert len(saved["rows"]) == 4 and "SCALE-Sim" in (tmp_path / "ngpc.md").read_text()
     assert (tmp_path / "ngpc.png").stat().st_size > 10_000

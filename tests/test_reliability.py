@@ -20,6 +20,7 @@ from PIL import Image
 
 from ngrender import cli
 from ngrender.errors import ConfigError
+from helpers import assert_one_error_line, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -27,7 +28,7 @@ GIGAPIXEL = ROOT / "scenes" / "gigapixel.json"
 NERF_MODEL = DATA / "nerf_blobs_dense.safetensors"
 
 
-def run_cli(*args) -> tuple[int, str, str]:
+def run_in_process(*args) -> tuple[int, str, str]:
     """``ngrender ARGS`` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -36,15 +37,6 @@ def run_cli(*args) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = exc.code
     return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_error_line(result, fragment: str) -> None:
-    code, _, err = result
-    lines = err.strip().splitlines()
-    assert code not in (0, None), err
-    assert len(lines) == 1 and lines[0].startswith("ngrender: error:"), err
-    assert "internal error" not in err and "Traceback" not in err, err
-    assert fragment in err, err
 
 
 def scene(tmp_path: Path, app: str = "nerf", model: Path = NERF_MODEL, view: dict | None = None,
@@ -86,7 +78,7 @@ def test_crafted_checkpoint_runs_nothing(tmp_path):
                 "rng": {}, "torch_rng": torch.get_rng_state(), "meta": {}}, ckpt)
     image = tmp_path / "i.png"
     Image.fromarray(np.zeros((256, 256, 3), np.uint8)).save(image)
-    result = run_cli("train", "gigapixel", "--image", image, "--steps", 2, "--batch", 64, "--resume", ckpt,
+    result = run_in_process("train", "gigapixel", "--image", image, "--steps", 2, "--batch", 64, "--resume", ckpt,
                      "--out", tmp_path / "m.safetensors")
     assert_one_error_line(result, "refused (loading it could run code)")
     assert not marker.exists()
@@ -100,7 +92,7 @@ def test_crafted_checkpoint_runs_nothing(tmp_path):
 def test_failed_render_keeps_the_existing_output(tmp_path, args, fragment):
     keep = tmp_path / "keep.png"
     keep.write_bytes(b"precious")
-    assert_one_error_line(run_cli("render", GIGAPIXEL, "--out", keep, *args), fragment)
+    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", keep, *args), fragment)
     assert keep.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]  # no temporary file left
 
@@ -110,17 +102,17 @@ def test_failed_render_through_a_symlink_keeps_link_and_target(tmp_path):
     target.write_bytes(b"precious")
     link = tmp_path / "link.png"
     link.symlink_to(target)
-    assert_one_error_line(run_cli("render", GIGAPIXEL, "--out", link, "--width", 200000), "frame size")
+    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", link, "--width", 200000), "frame size")
     assert link.is_symlink() and target.read_bytes() == b"precious"
-    code, _, err = run_cli("render", GIGAPIXEL, "--out", link, "--width", 16, "--height", 8)
+    code, _, err = run_in_process("render", GIGAPIXEL, "--out", link, "--width", 16, "--height", 8)
     assert code == 0, err
     assert link.is_symlink() and Image.open(target).size == (16, 8)
 
 
 def test_failed_render_to_dev_null_leaves_the_device(tmp_path):
-    assert_one_error_line(run_cli("render", GIGAPIXEL, "--out", "/dev/null", "--width", 200000), "frame size")
+    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", "/dev/null", "--width", 200000), "frame size")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    code, _, err = run_cli("render", GIGAPIXEL, "--out", "/dev/null", "--width", 8, "--height", 8)
+    code, _, err = run_in_process("render", GIGAPIXEL, "--out", "/dev/null", "--width", 8, "--height", 8)
     assert code == 0 and stat.S_ISCHR(os.stat("/dev/null").st_mode), err
 
 
@@ -151,22 +143,22 @@ def test_train_refuses_other_names_and_existing_files(tmp_path):
                                                "base_resolution": 4},
                                   "network": {"otype": "FullyFusedMLP", "n_neurons": 8, "n_hidden_layers": 1}}))
     base = ("train", "gigapixel", "--image", image, "--config", config, "--steps", 2, "--batch", 64)
-    assert_one_error_line(run_cli(*base, "--out", tmp_path / "model.json"), "named *.safetensors")
+    assert_one_error_line(run_in_process(*base, "--out", tmp_path / "model.json"), "named *.safetensors")
     world = tmp_path / "world.json"
     world.write_text('{"app": "gigapixel"}')
-    assert_one_error_line(run_cli(*base, "--out", tmp_path / "world.safetensors"), "world.json exists")
+    assert_one_error_line(run_in_process(*base, "--out", tmp_path / "world.safetensors"), "world.json exists")
     assert world.read_text() == '{"app": "gigapixel"}'
-    code, out, err = run_cli(*base, "--out", tmp_path / "world.safetensors", "--force")
+    code, out, err = run_in_process(*base, "--out", tmp_path / "world.safetensors", "--force")
     assert code == 0, err
     assert json.loads(world.read_text())["model"] == "world.safetensors"
     assert "world.json" in out and "world.ckpt" in out
-    assert_one_error_line(run_cli(*base, "--out", tmp_path / "world.safetensors"), "exists; pass --force")
+    assert_one_error_line(run_in_process(*base, "--out", tmp_path / "world.safetensors"), "exists; pass --force")
 
 
 @pytest.mark.parametrize("budget", ["nan", "-5", "0", "inf"])
 def test_time_budget_must_be_positive(tmp_path, budget):
-    assert_one_error_line(run_cli("train", "gigapixel", "--time-budget", budget, "--out", tmp_path / "m.safetensors"),
-                          "positive number of seconds")
+    result = run_in_process("train", "gigapixel", "--time-budget", budget, "--out", tmp_path / "m.safetensors")
+    assert_one_error_line(result, "positive number of seconds")
 
 
 # 6. limits before the work ----------------------------------------------------------------------------------
@@ -183,7 +175,7 @@ def test_huge_baked_mlp_is_refused_before_compiling(tmp_path):
     model = tmp_path / "big.safetensors"
     Model("gigapixel", 2, 3, enc, net, grid, layers).save(model)
     path = scene(tmp_path, "gigapixel", model)
-    assert_one_error_line(run_cli("render", path, "--out", tmp_path / "o.png", "--variant", "baked"),
+    assert_one_error_line(run_in_process("render", path, "--out", tmp_path / "o.png", "--variant", "baked"),
                           "the baked variant compiles at most")
 
 
@@ -194,13 +186,13 @@ def test_grid_over_the_device_limits_is_refused_before_loading(tmp_path):
            "base_resolution": 16, "per_level_scale": 2.0}
     model = write_model(tmp_path / "huge.safetensors", {"encoding": enc})
     path = scene(tmp_path, model=model)
-    assert_one_error_line(run_cli("render", path, "--out", tmp_path / "o.png"), "texel-buffer limit")
-    assert_one_error_line(run_cli("render", path, "--out", tmp_path / "o.png", "--variant", "buffered"),
+    assert_one_error_line(run_in_process("render", path, "--out", tmp_path / "o.png"), "texel-buffer limit")
+    assert_one_error_line(run_in_process("render", path, "--out", tmp_path / "o.png", "--variant", "buffered"),
                           "storage buffer")
 
 
 def test_tile_over_the_storage_limit(tmp_path):
-    assert_one_error_line(run_cli("render", GIGAPIXEL, "--out", tmp_path / "o.png", "--tile", "131072x131072",
+    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", tmp_path / "o.png", "--tile", "131072x131072",
                                   "--width", 8, "--height", 8), "use a smaller --tile")
 
 
@@ -225,14 +217,14 @@ def test_special_files_as_scene_or_model(tmp_path, special):
     else:
         path = Path(special)
     fragment = "is a directory" if special == "dir" else "not a regular file"
-    assert_one_error_line(run_cli("render", path, "--out", tmp_path / "o.png"), fragment)
-    assert_one_error_line(run_cli("render", scene(tmp_path, model=path), "--out", tmp_path / "o.png"), fragment)
+    assert_one_error_line(run_in_process("render", path, "--out", tmp_path / "o.png"), fragment)
+    assert_one_error_line(run_in_process("render", scene(tmp_path, model=path), "--out", tmp_path / "o.png"), fragment)
 
 
 def test_symlink_loop_as_model(tmp_path):
     loop = tmp_path / "loop.safetensors"
     loop.symlink_to(loop)
-    assert_one_error_line(run_cli("render", scene(tmp_path, model=loop), "--out", tmp_path / "o.png"),
+    assert_one_error_line(run_in_process("render", scene(tmp_path, model=loop), "--out", tmp_path / "o.png"),
                           "symbolic links")
 
 
@@ -258,7 +250,7 @@ def test_bad_view_fields(tmp_path, view, fragment):
     path = scene(tmp_path, view=view)
     if view.get("depth_far") == 1e999:
         path.write_text(path.read_text().replace("Infinity", "1e999"))
-    assert_one_error_line(run_cli("render", path, "--out", tmp_path / "o.png"), fragment)
+    assert_one_error_line(run_in_process("render", path, "--out", tmp_path / "o.png"), fragment)
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -270,7 +262,7 @@ def test_bad_view_fields(tmp_path, view, fragment):
 def test_bad_scene_text(tmp_path, text, fragment):
     path = tmp_path / "s.json"
     path.write_bytes(text.encode("latin-1"))
-    assert_one_error_line(run_cli("render", path, "--out", tmp_path / "o.png"), fragment)
+    assert_one_error_line(run_in_process("render", path, "--out", tmp_path / "o.png"), fragment)
 
 
 @pytest.mark.parametrize("head, fragment", [
@@ -282,7 +274,7 @@ def test_bad_scene_text(tmp_path, text, fragment):
 ])
 def test_bad_model_metadata(tmp_path, head, fragment):
     model = write_model(tmp_path / "m.safetensors", head)
-    assert_one_error_line(run_cli("render", scene(tmp_path, model=model), "--out", tmp_path / "o.png"), fragment)
+    assert_one_error_line(run_in_process("render", scene(tmp_path, model=model), "--out", tmp_path / "o.png"), fragment)
 
 
 def test_non_finite_per_level_scale(tmp_path):
@@ -294,7 +286,7 @@ def test_non_finite_per_level_scale(tmp_path):
     for bad in ("NaN", "Infinity"):
         head["encoding"]["per_level_scale"] = "@@"
         model = write_model(tmp_path / "m.safetensors", raw_meta=json.dumps(head).replace('"@@"', bad))
-        assert_one_error_line(run_cli("render", scene(tmp_path, model=model), "--out", tmp_path / "o.png"),
+        assert_one_error_line(run_in_process("render", scene(tmp_path, model=model), "--out", tmp_path / "o.png"),
                               f"{bad} is not a JSON number")
 
 
@@ -318,7 +310,7 @@ def test_model_tensor_dtypes(tmp_path, dtype, fragment):
     else:
         model = write_model(tmp_path / "m.safetensors",
                             tensors={"network.layer.0": base["network.layer.0"].astype(dtype)})
-    assert_one_error_line(run_cli("render", scene(tmp_path, model=model), "--out", tmp_path / "o.png"), fragment)
+    assert_one_error_line(run_in_process("render", scene(tmp_path, model=model), "--out", tmp_path / "o.png"), fragment)
 
 
 def test_nerf_data_set_values(tmp_path):
@@ -338,11 +330,12 @@ def test_nerf_data_set_values(tmp_path):
 
 
 def test_png_only_output(tmp_path):
-    assert_one_error_line(run_cli("render", GIGAPIXEL, "--out", tmp_path / "o.jpg"), "ngrender writes PNG images")
+    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", tmp_path / "o.jpg"),
+                          "ngrender writes PNG images")
 
 
 def test_ngpc_set_needs_the_ngpc_path(tmp_path):
-    assert_one_error_line(run_cli("render", GIGAPIXEL, "--out", tmp_path / "o.png", "--ngpc-set", "clock_ghz=2"),
+    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", tmp_path / "o.png", "--ngpc-set", "clock_ghz=2"),
                           "add --dispatch ngpc")
 
 
@@ -353,7 +346,7 @@ def test_cache_dir_that_is_a_file(tmp_path, monkeypatch):
     from ngrender import shaders
 
     monkeypatch.setattr(shaders, "_memory_cache", {})
-    assert_one_error_line(run_cli("render", GIGAPIXEL, "--out", tmp_path / "o.png", "--width", 8, "--height", 8),
+    assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", tmp_path / "o.png", "--width", 8, "--height", 8),
                           "NGRENDER_CACHE_DIR")
 
 
@@ -365,16 +358,11 @@ def test_cache_dir_that_is_a_file(tmp_path, monkeypatch):
     (("render", "s.json", "--out", "o.png", "--fov", "nan"), "field of view"),
 ])
 def test_usage_mistakes_are_one_line(args, fragment):
-    assert_one_error_line(run_cli(*args), fragment)
-
-
-def _subprocess(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
-                          timeout=300, **kwargs)
+    assert_one_error_line(run_in_process(*args), fragment)
 
 
 def test_full_device_and_closed_stdout(tmp_path):
-    proc = _subprocess(["render", str(GIGAPIXEL), "--out", "/dev/full", "--width", "8", "--height", "8"])
+    proc = run_cli("render", GIGAPIXEL, "--out", "/dev/full", "--width", 8, "--height", 8)
     assert proc.returncode != 0 and proc.stderr.startswith("ngrender: error: cannot write /dev/full"), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = subprocess.run(f"{sys.executable} {ROOT / 'main.py'} info >&-", shell=True, capture_output=True,

@@ -16,7 +16,7 @@ from ngrender.cli import main  # noqa: E402
 from ngrender.errors import DeviceError  # noqa: E402
 from ngrender.model import load_model  # noqa: E402
 from ngrender.train import loop  # noqa: E402
-from test_train_volume import write_inv3  # noqa: E402
+from helpers import assert_one_error_line, write_inv3  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 NO_CUDA = (f"no CUDA device here: torch {torch.__version__} (built for CUDA {torch.version.cuda}) reports "
@@ -94,10 +94,9 @@ def test_cuda_index_past_the_last_gpu(monkeypatch):
 def one_error_line(capsys, argv) -> str:
     code = main(argv)
     captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert code != 0 and len(lines) == 1 and lines[0].startswith("ngrender: error:"), (code, captured.err)
+    assert_one_error_line((code, captured.out, captured.err), "")
     assert captured.out == ""
-    return lines[0]
+    return captured.err.strip()
 
 
 @pytest.mark.parametrize("app", ["gigapixel", "sdf", "volume", "nerf"])

@@ -30,19 +30,6 @@ TINY = {"encoding": {"otype": "HashGrid", "n_levels": 4, "n_features_per_level":
                         "n_neurons": 16, "n_hidden_layers": 1}}
 
 
-@pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory):
-    """A rendered NeRF data set of a two-box object: 8 training views at 32 x 32 (and 2 val, 2 test)."""
-    folder = tmp_path_factory.mktemp("nerf")
-    a = trimesh.creation.box(extents=(2.0, 0.6, 0.6))
-    b = trimesh.creation.box(extents=(0.6, 1.4, 0.6))
-    b.apply_translation((0.7, 0.7, 0.0))
-    mesh = folder / "object.ply"
-    trimesh.util.concatenate([a, b]).export(mesh)
-    nfm.make_dataset(str(mesh), folder / "set", views=8, size=32, spp=4, progress=False)
-    return folder / "set"
-
-
 @pytest.fixture
 def tiny_config(tmp_path):
     path = tmp_path / "tiny.json"

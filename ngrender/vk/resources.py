@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NgrenderError
+from ..errors import NgrenderError, OutOfDeviceMemory
 from .device import Device
 from .live import Handle
 
@@ -13,10 +13,6 @@ UNIFORM = "uniform"
 TEXEL = "texel"
 VERTEX = "vertex"
 INDEX = "index"
-
-
-class OutOfDeviceMemory(NgrenderError):
-    """An allocation the device cannot satisfy (the caller may tile and retry)."""
 
 
 class Buffer(Handle):
