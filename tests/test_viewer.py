@@ -13,7 +13,7 @@ from PIL import Image
 from ngrender.apps import create_app
 from ngrender.render import Renderer
 from ngrender.viewer.controls import ImageControls, OrbitControls
-from ngrender.vk.overlay import OverlayPass
+from ngrender.viewer.overlay import OverlayPass
 from ngrender.vk.present import OffscreenTarget
 from ngrender.vk.resources import Buffer
 from helpers import run_cli
@@ -70,6 +70,26 @@ def test_overlay_pass_over_a_known_frame(device):
         if gui is not None:
             gui.destroy()
         target.destroy()
+        overlay.destroy()
+
+
+def test_offscreen_target_releases_its_image_when_the_framebuffer_fails(device, monkeypatch):
+    from ngrender.vk import live_objects
+
+    vk = device.vk
+    overlay = OverlayPass(device, vk.VK_FORMAT_R8G8B8A8_UNORM, vk.VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL)
+    try:
+        before = live_objects()
+
+        def refuse(*args):
+            raise vk.VkErrorOutOfDeviceMemory()
+
+        monkeypatch.setattr(vk, "vkCreateFramebuffer", refuse)
+        with pytest.raises(vk.VkErrorOutOfDeviceMemory):
+            OffscreenTarget(device, overlay.render_pass, (16, 16))
+        monkeypatch.undo()
+        assert live_objects() == before  # the image and its view were released with the failed target
+    finally:
         overlay.destroy()
 
 

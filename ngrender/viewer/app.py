@@ -18,9 +18,9 @@ from ..pngio import PngStripWriter
 from ..render import Renderer
 from ..scene import load_scene, load_scene_and_model
 from ..vk.device import Device
-from ..vk.overlay import OverlayPass
-from ..vk.present import SWAPCHAIN_EXTENSION, Semaphore, Surface, Swapchain
-from ..vk.resources import Buffer
+from .overlay import OverlayPass
+from ..vk.present import SWAPCHAIN_EXTENSION, Surface, Swapchain
+from ..vk.resources import Buffer, Semaphore
 from .controls import ImageControls, OrbitControls
 from .imgui_frames import ImGuiFrames
 

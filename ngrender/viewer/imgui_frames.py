@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..vk.overlay import VERTEX_BYTES, ImGuiCommand, ImGuiDrawList
+from .overlay import VERTEX_BYTES, ImGuiCommand, ImGuiDrawList
 
 
 class ImGuiFrames:

@@ -14,37 +14,29 @@ class ComputePipeline(Handle):
     push-constant block of ``push_size`` bytes and optional specialization constants ``{constant_id: value}``."""
 
     kind = "compute_pipeline"
+    destroy_function = "vkDestroyPipeline"
 
-    def __init__(self, device: Device, spirv: bytes, bindings: Mapping[int, str], push_size: int = 0,
-                 specialization: dict[int, int | float] | None = None, label: str = "kernel") -> None:
-        vk = device.vk
+    def _create(self, device: Device, spirv: bytes, bindings: Mapping[int, str], push_size: int = 0,
+                specialization: dict[int, int | float] | None = None, label: str = "kernel") -> None:
+        vk, dev = device.vk, device.handle
         self.device, self.bindings, self.push_size, self.label = device, dict(bindings), push_size, label
-        self._module = self._set_layout = self._layout = self._pipeline = self._pool = None
-        super().__init__()
-        try:
-            self._build(vk, spirv, specialization or {})
-        except BaseException:
-            self.destroy()
-            raise
-
-    def _build(self, vk, spirv: bytes, specialization: dict[int, int | float]) -> None:
-        dev = self.device.handle
+        specialization = specialization or {}
         types = {STORAGE: vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, UNIFORM: vk.VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER,
                  TEXEL: vk.VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER}
         self._types = {b: types[role] for b, role in self.bindings.items()}
         layout_bindings = [vk.VkDescriptorSetLayoutBinding(binding=b, descriptorType=t, descriptorCount=1,
                                                            stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT)
                            for b, t in sorted(self._types.items())]
-        self._set_layout = vk.vkCreateDescriptorSetLayout(dev, vk.VkDescriptorSetLayoutCreateInfo(
-            bindingCount=len(layout_bindings), pBindings=layout_bindings or None), None)
+        self._set_layout = self.keep(vk.vkCreateDescriptorSetLayout(dev, vk.VkDescriptorSetLayoutCreateInfo(
+            bindingCount=len(layout_bindings), pBindings=layout_bindings or None), None), "vkDestroyDescriptorSetLayout")
         push_range = vk.VkPushConstantRange(stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT, offset=0,
                                             size=self.push_size)
-        self._layout = vk.vkCreatePipelineLayout(dev, vk.VkPipelineLayoutCreateInfo(
+        self._layout = self.keep(vk.vkCreatePipelineLayout(dev, vk.VkPipelineLayoutCreateInfo(
             setLayoutCount=1, pSetLayouts=[self._set_layout],
             pushConstantRangeCount=1 if self.push_size else 0,
-            pPushConstantRanges=[push_range] if self.push_size else None), None)
-        self._module = vk.vkCreateShaderModule(dev, vk.VkShaderModuleCreateInfo(
-            codeSize=len(spirv), pCode=spirv), None)
+            pPushConstantRanges=[push_range] if self.push_size else None), None), "vkDestroyPipelineLayout")
+        module = self.keep(vk.vkCreateShaderModule(dev, vk.VkShaderModuleCreateInfo(
+            codeSize=len(spirv), pCode=spirv), None), "vkDestroyShaderModule")
         # Keep every struct that owns pointers in a named variable (the package frees list members).
         spec_data, spec_entries = b"", []
         for cid, value in sorted(specialization.items()):
@@ -54,17 +46,17 @@ class ComputePipeline(Handle):
         self._spec_bytes = vk.ffi.new("char[]", spec_data or b"\0")
         spec_info = vk.VkSpecializationInfo(mapEntryCount=len(spec_entries), pMapEntries=spec_entries or None,
                                             dataSize=len(spec_data), pData=self._spec_bytes) if spec_entries else None
-        stage = vk.VkPipelineShaderStageCreateInfo(stage=vk.VK_SHADER_STAGE_COMPUTE_BIT, module=self._module,
+        stage = vk.VkPipelineShaderStageCreateInfo(stage=vk.VK_SHADER_STAGE_COMPUTE_BIT, module=module,
                                                    pName="main", pSpecializationInfo=spec_info)
         create = vk.VkComputePipelineCreateInfo(stage=stage, layout=self._layout)
-        self._pipeline = vk.vkCreateComputePipelines(dev, None, 1, [create], None)[0]
+        self.handle = self.keep(vk.vkCreateComputePipelines(dev, None, 1, [create], None)[0])
         kinds = list(self._types.values())
         sizes = [vk.VkDescriptorPoolSize(type=t, descriptorCount=kinds.count(t)) for t in set(kinds)]
-        self._pool = vk.vkCreateDescriptorPool(dev, vk.VkDescriptorPoolCreateInfo(
-            maxSets=1, poolSizeCount=len(sizes), pPoolSizes=sizes or None), None) if sizes else None
         self._set = None
-        if self._pool is not None:
-            alloc = vk.VkDescriptorSetAllocateInfo(descriptorPool=self._pool, descriptorSetCount=1,
+        if sizes:
+            pool = self.keep(vk.vkCreateDescriptorPool(dev, vk.VkDescriptorPoolCreateInfo(
+                maxSets=1, poolSizeCount=len(sizes), pPoolSizes=sizes or None), None), "vkDestroyDescriptorPool")
+            alloc = vk.VkDescriptorSetAllocateInfo(descriptorPool=pool, descriptorSetCount=1,
                                                    pSetLayouts=[self._set_layout])
             self._set = vk.vkAllocateDescriptorSets(dev, alloc)[0]
 
@@ -92,7 +84,7 @@ class ComputePipeline(Handle):
     def record(self, cmd, groups: tuple[int, int, int], push: bytes = b"") -> None:
         """Record bind + push constants + dispatch into a command buffer."""
         vk = self.device.vk
-        vk.vkCmdBindPipeline(cmd, vk.VK_PIPELINE_BIND_POINT_COMPUTE, self._pipeline)
+        vk.vkCmdBindPipeline(cmd, vk.VK_PIPELINE_BIND_POINT_COMPUTE, self.handle)
         if self._set is not None:
             vk.vkCmdBindDescriptorSets(cmd, vk.VK_PIPELINE_BIND_POINT_COMPUTE, self._layout, 0, 1,
                                        [self._set], 0, None)
@@ -102,19 +94,6 @@ class ComputePipeline(Handle):
             data = vk.ffi.new("char[]", push)
             vk.vkCmdPushConstants(cmd, self._layout, vk.VK_SHADER_STAGE_COMPUTE_BIT, 0, self.push_size, data)
         vk.vkCmdDispatch(cmd, *groups)
-
-    def _release(self) -> None:
-        vk, dev = self.device.vk, self.device.handle
-        if self._pipeline is not None:
-            vk.vkDestroyPipeline(dev, self._pipeline, None)
-        if self._pool is not None:
-            vk.vkDestroyDescriptorPool(dev, self._pool, None)
-        if self._module is not None:
-            vk.vkDestroyShaderModule(dev, self._module, None)
-        if self._layout is not None:
-            vk.vkDestroyPipelineLayout(dev, self._layout, None)
-        if self._set_layout is not None:
-            vk.vkDestroyDescriptorSetLayout(dev, self._set_layout, None)
 
 
 def compute_barrier(device: Device, cmd) -> None:

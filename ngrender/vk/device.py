@@ -61,25 +61,22 @@ def validation_enabled_by_env() -> bool:
 
 
 class Device(Handle):
-    """A Vulkan device with one compute queue; owns the instance, a command pool and a fence."""
+    """A Vulkan device with one compute queue; owns the instance, a command pool and a fence. Its ``vk`` is the
+    `vulkan` module for the objects built on it."""
 
     kind = "device"
 
-    def __init__(self, selector: str | int | None = None, validation: bool | None = None,
-                 instance_extensions: tuple[str, ...] = (), device_extensions: tuple[str, ...] = ()) -> None:
+    def _create(self, selector: str | int | None = None, validation: bool | None = None,
+                instance_extensions: tuple[str, ...] = (), device_extensions: tuple[str, ...] = ()) -> None:
         configure_driver_cache()
         self.vk = load_vulkan()
+        self.device = self  # so that keep() releases the device's own children
         self.validation = validation_enabled_by_env() if validation is None else validation
         self.messages: list[str] = []
-        self._instance = self._messenger = self._device = self._pool = self._fence = None
-        super().__init__()
-        try:
-            self._create_instance(instance_extensions)
-            self.physical, self.info = self._choose(selector)
-            self._create_device(device_extensions)
-        except BaseException:
-            self.destroy()
-            raise
+        self._functions: dict[str, object] = {}
+        self._create_instance(instance_extensions)
+        self.physical, self.info = self._choose(selector)
+        self._create_device(device_extensions)
 
     # -- creation -------------------------------------------------------------------------------
     def _create_instance(self, extensions: tuple[str, ...]) -> None:
@@ -99,6 +96,7 @@ class Device(Handle):
                                          ppEnabledExtensionNames=exts)
         try:
             self._instance = vk.vkCreateInstance(create, None)
+            self.on_release(lambda: vk.vkDestroyInstance(self._instance, None))
         except (vk.VkErrorIncompatibleDriver, vk.VkErrorInitializationFailed) as exc:
             raise DeviceError(f"no Vulkan driver found ({type(exc).__name__}); install a driver "
                               "(mesa-vulkan-drivers gives lavapipe on the CPU)") from None
@@ -106,6 +104,7 @@ class Device(Handle):
             raise DeviceError(f"Vulkan instance extensions not available: {exts}") from None
         if self.validation:
             _message_sinks.append(self.messages)
+            self.on_release(lambda: _message_sinks.remove(self.messages))
             severity = (vk.VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT
                         | vk.VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)
             types = (vk.VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT
@@ -114,7 +113,9 @@ class Device(Handle):
             info = vk.VkDebugUtilsMessengerCreateInfoEXT(messageSeverity=severity, messageType=types,
                                                          pfnUserCallback=_on_debug_message)
             create_fn = vk.vkGetInstanceProcAddr(self._instance, "vkCreateDebugUtilsMessengerEXT")
-            self._messenger = create_fn(self._instance, info, None)
+            messenger = create_fn(self._instance, info, None)
+            destroy_fn = vk.vkGetInstanceProcAddr(self._instance, "vkDestroyDebugUtilsMessengerEXT")
+            self.on_release(lambda: destroy_fn(self._instance, messenger, None))
 
     def _choose(self, selector: str | int | None):
         vk = self.vk
@@ -143,22 +144,24 @@ class Device(Handle):
                                                 pQueuePriorities=[1.0])
         exts = list(extensions)
         self.cooperative_matrix = False
-        self._device = None
+        device = None
         if COOPMAT_EXTENSION in device_extension_names(vk, self.physical) and \
                 os.environ.get("NGRENDER_COOPMAT", "1") != "0":
-            self._device = self._create_with_cooperative_matrix(queue_info, exts)
-        if self._device is None:
+            device = self._create_with_cooperative_matrix(queue_info, exts)
+        if device is None:
             create = vk.VkDeviceCreateInfo(queueCreateInfoCount=1, pQueueCreateInfos=[queue_info],
                                            enabledExtensionCount=len(exts), ppEnabledExtensionNames=exts)
-            self._device = vk.vkCreateDevice(self.physical, create, None)
-        self.queue = vk.vkGetDeviceQueue(self._device, self.queue_family, 0)
+            device = vk.vkCreateDevice(self.physical, create, None)
+        self.handle = device
+        self.on_release(lambda: vk.vkDestroyDevice(device, None))
+        self.queue = vk.vkGetDeviceQueue(device, self.queue_family, 0)
         pool_info = vk.VkCommandPoolCreateInfo(queueFamilyIndex=self.queue_family,
                                                flags=vk.VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT)
-        self._pool = vk.vkCreateCommandPool(self._device, pool_info, None)
-        alloc = vk.VkCommandBufferAllocateInfo(commandPool=self._pool, level=vk.VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        pool = self.keep(vk.vkCreateCommandPool(device, pool_info, None), "vkDestroyCommandPool")
+        alloc = vk.VkCommandBufferAllocateInfo(commandPool=pool, level=vk.VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                                commandBufferCount=1)
-        self.command_buffer = vk.vkAllocateCommandBuffers(self._device, alloc)[0]
-        self._fence = vk.vkCreateFence(self._device, vk.VkFenceCreateInfo(), None)
+        self.command_buffer = vk.vkAllocateCommandBuffers(device, alloc)[0]
+        self._fence = self.keep(vk.vkCreateFence(device, vk.VkFenceCreateInfo(), None), "vkDestroyFence")
         self.properties = vk.vkGetPhysicalDeviceProperties(self.physical)
         self.limits = self.properties.limits
         self.memory_properties = vk.vkGetPhysicalDeviceMemoryProperties(self.physical)
@@ -185,12 +188,19 @@ class Device(Handle):
 
     # -- use ------------------------------------------------------------------------------------
     @property
-    def handle(self):
-        return self._device
-
-    @property
     def instance(self):
         return self._instance
+
+    def function(self, name: str):
+        """The device-level Vulkan function ``name`` (extension functions through vkGetDeviceProcAddr)."""
+        fn = self._functions.get(name)
+        if fn is None:
+            if name.endswith(("KHR", "EXT")):
+                fn = self.vk.vkGetDeviceProcAddr(self.handle, name)
+            else:
+                fn = getattr(self.vk, name)
+            self._functions[name] = fn
+        return fn
 
     def submit(self, record: Callable[[object], None], wait=None, signal=None) -> None:
         """Record commands with ``record(command_buffer)``, submit them and wait for completion; ``wait`` /
@@ -208,35 +218,21 @@ class Device(Handle):
         submit = vk.VkSubmitInfo(commandBufferCount=1, pCommandBuffers=[cmd], waitSemaphoreCount=len(waits),
                                  pWaitSemaphores=waits or None, pWaitDstStageMask=stages or None,
                                  signalSemaphoreCount=len(signals), pSignalSemaphores=signals or None)
-        vk.vkResetFences(self._device, 1, [self._fence])
+        vk.vkResetFences(self.handle, 1, [self._fence])
         vk.vkQueueSubmit(self.queue, 1, [submit], self._fence)
-        vk.vkWaitForFences(self._device, 1, [self._fence], vk.VK_TRUE, 0xFFFFFFFFFFFFFFFF)
+        vk.vkWaitForFences(self.handle, 1, [self._fence], vk.VK_TRUE, 0xFFFFFFFFFFFFFFFF)
 
     def wait_idle(self) -> None:
-        self.vk.vkDeviceWaitIdle(self._device)
+        self.vk.vkDeviceWaitIdle(self.handle)
+
+    def _release(self) -> None:
+        if self.handle is not None:  # nothing in flight is destroyed
+            self.vk.vkDeviceWaitIdle(self.handle)
 
     def take_messages(self) -> list[str]:
         """Validation messages since the last call (empty when validation is off)."""
         out, self.messages[:] = list(self.messages), []
         return out
-
-    def _release(self) -> None:
-        vk = self.vk
-        if self._device is not None:
-            vk.vkDeviceWaitIdle(self._device)
-            if self._fence is not None:
-                vk.vkDestroyFence(self._device, self._fence, None)
-            if self._pool is not None:
-                vk.vkDestroyCommandPool(self._device, self._pool, None)
-            vk.vkDestroyDevice(self._device, None)
-        if self._messenger is not None:
-            destroy_fn = vk.vkGetInstanceProcAddr(self._instance, "vkDestroyDebugUtilsMessengerEXT")
-            destroy_fn(self._instance, self._messenger, None)
-        if self.messages in _message_sinks:
-            _message_sinks.remove(self.messages)
-        if self._instance is not None:
-            vk.vkDestroyInstance(self._instance, None)
-
 
 def instance_api_version(vk) -> int:
     """Vulkan 1.2 where the loader has it (for driver properties), else 1.1."""

@@ -1,9 +1,19 @@
-"""Live Vulkan object counting: every handle class registers here; tests assert the count returns to zero."""
+"""One lifetime idiom for Vulkan objects, and the live-object counts that prove every one is destroyed.
+
+A ``Handle`` subclass declares its ``kind`` (the counter's key) and ``destroy_function`` (the device-level
+``vkDestroy*`` that releases its ``handle``), and builds itself in ``_create``. Everything it creates there is
+registered the moment it exists (``keep`` for the object's own handle or a raw child handle, ``own`` for a
+child ``Handle``, ``on_release`` for any other undo step) and is released in reverse order by ``destroy()``,
+which runs exactly once. A ``_create`` that raises releases what it had built before the error propagates, so
+no subclass writes its own try/destroy (the pattern of wgpu-py's ``_release_function``)."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Callable, TypeVar
 
 _live: Counter = Counter()
+
+H = TypeVar("H", bound="Handle")
 
 
 def live_objects() -> dict[str, int]:
@@ -12,28 +22,62 @@ def live_objects() -> dict[str, int]:
 
 
 class Handle:
-    """Base of every owned Vulkan object: counted on creation, released exactly once by destroy()."""
+    """Base of every owned Vulkan object: counted on creation, released exactly once by ``destroy()``."""
 
     kind = "object"
+    destroy_function = ""  # vkDestroy* / vkFree* of ``handle``, called as fn(device, handle, None)
 
-    def __init__(self) -> None:
+    def __init__(self, *args, **kwargs) -> None:
+        self.handle = None
+        self._releases: list[Callable[[], None]] = []
         self._alive = True
         _live[self.kind] += 1
+        try:
+            self._create(*args, **kwargs)
+        except BaseException:
+            self.destroy()
+            raise
 
+    def _create(self, *args, **kwargs) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    # -- registering what _create builds -------------------------------------------------------------
+    def keep(self, raw, destroy_function: str | None = None):
+        """Register ``raw`` (a handle of ``self.device``) for release with ``destroy_function`` (default: the
+        class's own); returns ``raw``."""
+        destroy = self.device.function(destroy_function or self.destroy_function)
+        device = self.device.handle
+        self._releases.append(lambda: destroy(device, raw, None))
+        return raw
+
+    def own(self, child: H) -> H:
+        """Make ``child`` part of this object: destroyed with it (before what was created earlier)."""
+        self._releases.append(child.destroy)
+        return child
+
+    def on_release(self, step: Callable[[], None]) -> None:
+        """Any other undo step (unmap, unregister), run in reverse order with the rest."""
+        self._releases.append(step)
+
+    # -- lifetime ----------------------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
         return self._alive
 
     def destroy(self) -> None:
-        if self._alive:
-            self._alive = False
-            _live[self.kind] -= 1
-            self._release()
+        if not self._alive:
+            return
+        self._alive = False
+        _live[self.kind] -= 1
+        self._release()
+        releases, self._releases = self._releases, []
+        for release in reversed(releases):
+            release()
 
-    def _release(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _release(self) -> None:
+        """What must happen before the registered releases (e.g. waiting for the device); default nothing."""
 
-    def __enter__(self):
+    def __enter__(self: H) -> H:
         return self
 
     def __exit__(self, *exc) -> None:

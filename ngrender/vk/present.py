@@ -1,5 +1,5 @@
 """Where the viewer's frames go: a window surface + swapchain (resize, minimise, vsync on/off), or an offscreen
-image for headless runs and tests. Both give framebuffers of the overlay pass (vk/overlay.py)."""
+image for headless runs and tests. Both give framebuffers of a render pass (the viewer's overlay pass)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,31 +7,14 @@ import numpy as np
 from ..errors import DeviceError
 from .device import Device
 from .live import Handle
-from .overlay import Framebuffer
-from .resources import Image2D, ImageView
+from .resources import Framebuffer, Image2D, ImageView, Semaphore
 
 SWAPCHAIN_EXTENSION = "VK_KHR_swapchain"
 UINT64_MAX = 0xFFFFFFFFFFFFFFFF
 
 
-class Semaphore(Handle):
-    kind = "semaphore"
-
-    def __init__(self, device: Device) -> None:
-        self.device = device
-        self.handle = device.vk.vkCreateSemaphore(device.handle, device.vk.VkSemaphoreCreateInfo(), None)
-        super().__init__()
-
-    def _release(self) -> None:
-        self.device.vk.vkDestroySemaphore(self.device.handle, self.handle, None)
-
-
 def _instance_fn(device: Device, name: str):
     return device.vk.vkGetInstanceProcAddr(device.instance, name)
-
-
-def _device_fn(device: Device, name: str):
-    return device.vk.vkGetDeviceProcAddr(device.handle, name)
 
 
 class Surface(Handle):
@@ -39,7 +22,7 @@ class Surface(Handle):
 
     kind = "surface"
 
-    def __init__(self, device: Device, window) -> None:
+    def _create(self, device: Device, window) -> None:
         import glfw
 
         vk = device.vk
@@ -48,35 +31,29 @@ class Surface(Handle):
         result = glfw.create_window_surface(device.instance, window, None, pointer)
         if result != vk.VK_SUCCESS:
             raise DeviceError(f"cannot create a Vulkan surface for the window (VkResult {result})")
-        self.handle = pointer[0]
-        super().__init__()
+        self.handle = surface = pointer[0]
+        destroy = _instance_fn(device, "vkDestroySurfaceKHR")  # an instance-level function
+        self.on_release(lambda: destroy(device.instance, surface, None))
         supported = _instance_fn(device, "vkGetPhysicalDeviceSurfaceSupportKHR")(
             device.physical, device.queue_family, self.handle)
         if not supported:
-            self.destroy()
             raise DeviceError(f"{device.info.name} cannot present to this window from its queue")
-
-    def _release(self) -> None:
-        _instance_fn(self.device, "vkDestroySurfaceKHR")(self.device.instance, self.handle, None)
 
 
 class Swapchain(Handle):
     """The window's images; ``recreate`` after a resize. ``vsync``: FIFO, else MAILBOX or IMMEDIATE."""
 
     kind = "swapchain"
+    destroy_function = "vkDestroySwapchainKHR"
 
-    def __init__(self, device: Device, surface: Surface, render_pass, size: tuple[int, int],
-                 vsync: bool = True) -> None:
+    def _create(self, device: Device, surface: Surface, render_pass, size: tuple[int, int],
+                vsync: bool = True) -> None:
         self.device, self.surface, self.render_pass = device, surface, render_pass
-        self.handle = None
         self.views: list[ImageView] = []
         self.framebuffers: list[Framebuffer] = []
-        super().__init__()
-        try:
-            self.recreate(size, vsync)
-        except BaseException:
-            self.destroy()
-            raise
+        # The handle and its images change on every recreate: the release reads the current ones.
+        self.on_release(self._release_current)
+        self.recreate(size, vsync)
 
     @staticmethod
     def surface_format(device: Device, surface: Surface) -> int:
@@ -125,12 +102,12 @@ class Swapchain(Handle):
             compositeAlpha=vk.VK_COMPOSITE_ALPHA_OPAQUE_BIT_KHR, presentMode=self._present_mode(vsync),
             clipped=vk.VK_TRUE, oldSwapchain=self.handle)
         old = self.handle
-        self.handle = _device_fn(dev, "vkCreateSwapchainKHR")(dev.handle, create, None)
+        self.handle = dev.function("vkCreateSwapchainKHR")(dev.handle, create, None)
         self._release_images()
         if old is not None:
-            _device_fn(dev, "vkDestroySwapchainKHR")(dev.handle, old, None)
+            dev.function(self.destroy_function)(dev.handle, old, None)
         self.extent = (width, height)
-        images = _device_fn(dev, "vkGetSwapchainImagesKHR")(dev.handle, self.handle)
+        images = dev.function("vkGetSwapchainImagesKHR")(dev.handle, self.handle)
         self.views = [ImageView(dev, image, self.format) for image in images]
         self.framebuffers = [Framebuffer(dev, self.render_pass, view, width, height) for view in self.views]
 
@@ -138,7 +115,7 @@ class Swapchain(Handle):
         """The next image's index, or None when the swapchain is out of date (resize, then try again)."""
         vk = self.device.vk
         try:
-            return _device_fn(self.device, "vkAcquireNextImageKHR")(self.device.handle, self.handle, UINT64_MAX,
+            return self.device.function("vkAcquireNextImageKHR")(self.device.handle, self.handle, UINT64_MAX,
                                                                   semaphore.handle, None)
         except (vk.VkErrorOutOfDateKhr, vk.VkSuboptimalKhr):
             return None
@@ -149,7 +126,7 @@ class Swapchain(Handle):
         info = vk.VkPresentInfoKHR(waitSemaphoreCount=1, pWaitSemaphores=[wait.handle], swapchainCount=1,
                                    pSwapchains=[self.handle], pImageIndices=[index])
         try:
-            _device_fn(self.device, "vkQueuePresentKHR")(self.device.queue, info)
+            self.device.function("vkQueuePresentKHR")(self.device.queue, info)
         except (vk.VkErrorOutOfDateKhr, vk.VkSuboptimalKhr):
             return False
         return True
@@ -161,9 +138,12 @@ class Swapchain(Handle):
 
     def _release(self) -> None:
         self.device.wait_idle()
+
+    def _release_current(self) -> None:
         self._release_images()
         if self.handle is not None:
-            _device_fn(self.device, "vkDestroySwapchainKHR")(self.device.handle, self.handle, None)
+            self.device.function(self.destroy_function)(self.device.handle, self.handle, None)
+            self.handle = None
 
 
 class OffscreenTarget(Handle):
@@ -171,17 +151,12 @@ class OffscreenTarget(Handle):
 
     kind = "offscreen_target"
 
-    def __init__(self, device: Device, render_pass, size: tuple[int, int]) -> None:
+    def _create(self, device: Device, render_pass, size: tuple[int, int]) -> None:
         vk = device.vk
         self.device, self.extent = device, size
-        self.image = Image2D(device, size[0], size[1],
-                             vk.VK_IMAGE_USAGE_COLOR_ATTACHMENT_BIT | vk.VK_IMAGE_USAGE_TRANSFER_SRC_BIT)
-        self.framebuffer = Framebuffer(device, render_pass, self.image.view, size[0], size[1])
-        super().__init__()
+        self.image = self.own(Image2D(device, size[0], size[1],
+                                      vk.VK_IMAGE_USAGE_COLOR_ATTACHMENT_BIT | vk.VK_IMAGE_USAGE_TRANSFER_SRC_BIT))
+        self.framebuffer = self.own(Framebuffer(device, render_pass, self.image.view, size[0], size[1]))
 
     def read(self) -> np.ndarray:
         return self.image.read()
-
-    def _release(self) -> None:
-        self.framebuffer.destroy()
-        self.image.destroy()

@@ -12,30 +12,30 @@ class TimestampPool(Handle):
     """Brackets up to ``capacity`` GPU sections with timestamps; ``results()`` gives (label, ms) pairs."""
 
     kind = "query_pool"
+    destroy_function = "vkDestroyQueryPool"
 
-    def __init__(self, device: Device, capacity: int = 64) -> None:
+    def _create(self, device: Device, capacity: int = 64) -> None:
         vk = device.vk
         self.device, self.capacity = device, capacity
         self._labels: list[str] = []
-        self._pool = vk.vkCreateQueryPool(device.handle, vk.VkQueryPoolCreateInfo(
-            queryType=vk.VK_QUERY_TYPE_TIMESTAMP, queryCount=2 * capacity), None)
-        super().__init__()
+        self.handle = self.keep(vk.vkCreateQueryPool(device.handle, vk.VkQueryPoolCreateInfo(
+            queryType=vk.VK_QUERY_TYPE_TIMESTAMP, queryCount=2 * capacity), None))
 
     def reset(self, cmd) -> None:
         """Record a reset; call at the start of each command buffer that uses the pool."""
-        self.device.vk.vkCmdResetQueryPool(cmd, self._pool, 0, 2 * self.capacity)
+        self.device.vk.vkCmdResetQueryPool(cmd, self.handle, 0, 2 * self.capacity)
         self._labels = []
 
     def begin(self, cmd, label: str) -> None:
         if len(self._labels) >= self.capacity:
             raise RuntimeError(f"timestamp pool full ({self.capacity} sections)")
         vk = self.device.vk
-        vk.vkCmdWriteTimestamp(cmd, vk.VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, self._pool, 2 * len(self._labels))
+        vk.vkCmdWriteTimestamp(cmd, vk.VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, self.handle, 2 * len(self._labels))
         self._labels.append(label)
 
     def end(self, cmd) -> None:
         vk = self.device.vk
-        vk.vkCmdWriteTimestamp(cmd, vk.VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, self._pool,
+        vk.vkCmdWriteTimestamp(cmd, vk.VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, self.handle,
                                2 * len(self._labels) - 1)
 
     def results(self) -> list[tuple[str, float]]:
@@ -45,13 +45,10 @@ class TimestampPool(Handle):
         if n == 0:
             return []
         data = vk.ffi.new(f"uint64_t[{n}]")
-        vk.vkGetQueryPoolResults(self.device.handle, self._pool, 0, n, 8 * n, data, 8,
+        vk.vkGetQueryPoolResults(self.device.handle, self.handle, 0, n, 8 * n, data, 8,
                                  vk.VK_QUERY_RESULT_64_BIT | vk.VK_QUERY_RESULT_WAIT_BIT)
         period_ms = self.device.timestamp_period_ns * 1e-6
         return [(label, (data[2 * i + 1] - data[2 * i]) * period_ms) for i, label in enumerate(self._labels)]
-
-    def _release(self) -> None:
-        self.device.vk.vkDestroyQueryPool(self.device.handle, self._pool, None)
 
 
 class TimedCommands:

@@ -1,7 +1,7 @@
 """The viewer's graphics pass: the rendered frame (a storage buffer of RGBA8 words) stretched over the target,
-then Dear ImGui's triangles over it. Same pass for the swapchain and for an offscreen image, so the overlay is
-testable headless. ImGui draw data comes in as plain arrays (see ``ImGuiDrawList``), so nothing here imports
-imgui."""
+then Dear ImGui's triangles over it. Same pass for the swapchain and for an offscreen image (vk/present.py), so
+the overlay is testable headless. ImGui draw data comes in as plain arrays (see ``ImGuiDrawList``), so nothing
+here imports imgui. Its GLSL (shaders/overlay/) is compiled here, above vk/, which only takes SPIR-V."""
 from __future__ import annotations
 
 import struct
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..shaders import compile_shader
-from .device import Device
-from .live import Handle
-from .resources import Buffer, Image2D, Sampler
+from ..vk.device import Device
+from ..vk.live import Handle
+from ..vk.resources import Buffer, Framebuffer, Image2D, Sampler
 
 VERTEX_BYTES = 20  # ImDrawVert: float pos[2], float uv[2], uint32 colour
 
@@ -33,45 +33,20 @@ class ImGuiDrawList:
     commands: list[ImGuiCommand] = field(default_factory=list)
 
 
-class Framebuffer(Handle):
-    kind = "framebuffer"
-
-    def __init__(self, device: Device, render_pass, view, width: int, height: int) -> None:
-        vk = device.vk
-        self.device, self.width, self.height = device, width, height
-        self.handle = vk.vkCreateFramebuffer(device.handle, vk.VkFramebufferCreateInfo(
-            renderPass=render_pass, attachmentCount=1, pAttachments=[view.handle], width=width, height=height,
-            layers=1), None)
-        super().__init__()
-
-    def _release(self) -> None:
-        self.device.vk.vkDestroyFramebuffer(self.device.handle, self.handle, None)
-
-
 class OverlayPass(Handle):
     """Render pass + the frame and ImGui pipelines for targets of ``color_format``, left in ``final_layout``
     (PRESENT_SRC for a swapchain, TRANSFER_SRC for an offscreen image that is read back)."""
 
     kind = "overlay_pass"
+    destroy_function = "vkDestroyRenderPass"
 
-    def __init__(self, device: Device, color_format: int, final_layout: int) -> None:
+    def _create(self, device: Device, color_format: int, final_layout: int) -> None:
+        vk, dev = device.vk, device.handle
         self.device = device
-        self._objects: list[tuple[str, object]] = []  # (vkDestroy* name, handle), destroyed in reverse
+        # Textures and geometry buffers are replaced while the pass lives: released from their current slots.
         self.textures: dict[int, tuple[Image2D, object]] = {}
         self.vertex_buffer = self.index_buffer = None
-        super().__init__()
-        try:
-            self._build(color_format, final_layout)
-        except BaseException:
-            self.destroy()
-            raise
-
-    def _keep(self, destroy: str, handle):
-        self._objects.append((destroy, handle))
-        return handle
-
-    def _build(self, color_format: int, final_layout: int) -> None:
-        vk, dev = self.device.vk, self.device.handle
+        self.on_release(self._release_textures_and_geometry)
         attachment = vk.VkAttachmentDescription(
             format=color_format, samples=vk.VK_SAMPLE_COUNT_1_BIT, loadOp=vk.VK_ATTACHMENT_LOAD_OP_DONT_CARE,
             storeOp=vk.VK_ATTACHMENT_STORE_OP_STORE, stencilLoadOp=vk.VK_ATTACHMENT_LOAD_OP_DONT_CARE,
@@ -86,7 +61,7 @@ class OverlayPass(Handle):
             dstStageMask=vk.VK_PIPELINE_STAGE_COLOR_ATTACHMENT_OUTPUT_BIT | vk.VK_PIPELINE_STAGE_FRAGMENT_SHADER_BIT,
             srcAccessMask=vk.VK_ACCESS_SHADER_WRITE_BIT,
             dstAccessMask=vk.VK_ACCESS_COLOR_ATTACHMENT_WRITE_BIT | vk.VK_ACCESS_SHADER_READ_BIT)
-        self.render_pass = self._keep("vkDestroyRenderPass", vk.vkCreateRenderPass(dev, vk.VkRenderPassCreateInfo(
+        self.render_pass = self.handle = self.keep(vk.vkCreateRenderPass(dev, vk.VkRenderPassCreateInfo(
             attachmentCount=1, pAttachments=[attachment], subpassCount=1, pSubpasses=[subpass], dependencyCount=1,
             pDependencies=[dependency]), None))
 
@@ -95,13 +70,13 @@ class OverlayPass(Handle):
         self.texture_set_layout = self._set_layout(texture_type)
         sizes = [vk.VkDescriptorPoolSize(type=frame_type, descriptorCount=1),
                  vk.VkDescriptorPoolSize(type=texture_type, descriptorCount=8)]
-        self.pool = self._keep("vkDestroyDescriptorPool", vk.vkCreateDescriptorPool(dev, vk.VkDescriptorPoolCreateInfo(
+        self.pool = self.keep(vk.vkCreateDescriptorPool(dev, vk.VkDescriptorPoolCreateInfo(
             flags=vk.VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT, maxSets=9, poolSizeCount=2,
-            pPoolSizes=sizes), None))
+            pPoolSizes=sizes), None), "vkDestroyDescriptorPool")
         self.frame_set = vk.vkAllocateDescriptorSets(dev, vk.VkDescriptorSetAllocateInfo(
             descriptorPool=self.pool, descriptorSetCount=1, pSetLayouts=[self.frame_set_layout]))[0]
         self._frame_bound = None
-        self.sampler = Sampler(self.device)
+        self.sampler = self.own(Sampler(self.device))
 
         self.frame_layout, self.frame_pipeline = self._pipeline("frame", self.frame_set_layout, 20, None)
         binding = vk.VkVertexInputBindingDescription(binding=0, stride=VERTEX_BYTES,
@@ -121,15 +96,17 @@ class OverlayPass(Handle):
         vk = self.device.vk
         binding = vk.VkDescriptorSetLayoutBinding(binding=0, descriptorType=kind, descriptorCount=1,
                                                   stageFlags=vk.VK_SHADER_STAGE_FRAGMENT_BIT)
-        return self._keep("vkDestroyDescriptorSetLayout", vk.vkCreateDescriptorSetLayout(
-            self.device.handle, vk.VkDescriptorSetLayoutCreateInfo(bindingCount=1, pBindings=[binding]), None))
+        return self.keep(vk.vkCreateDescriptorSetLayout(
+            self.device.handle, vk.VkDescriptorSetLayoutCreateInfo(bindingCount=1, pBindings=[binding]), None),
+            "vkDestroyDescriptorSetLayout")
 
     def _pipeline(self, name: str, set_layout, push_size: int, vertex_input):
         vk, dev = self.device.vk, self.device.handle
         stages_flags = vk.VK_SHADER_STAGE_VERTEX_BIT | vk.VK_SHADER_STAGE_FRAGMENT_BIT
         push = vk.VkPushConstantRange(stageFlags=stages_flags, offset=0, size=push_size)
-        layout = self._keep("vkDestroyPipelineLayout", vk.vkCreatePipelineLayout(dev, vk.VkPipelineLayoutCreateInfo(
-            setLayoutCount=1, pSetLayouts=[set_layout], pushConstantRangeCount=1, pPushConstantRanges=[push]), None))
+        layout = self.keep(vk.vkCreatePipelineLayout(dev, vk.VkPipelineLayoutCreateInfo(
+            setLayoutCount=1, pSetLayouts=[set_layout], pushConstantRangeCount=1, pPushConstantRanges=[push]), None),
+            "vkDestroyPipelineLayout")
         modules = []
         for stage in ("vert", "frag"):
             spirv = compile_shader(f"overlay/{name}.{stage}", stage=stage)
@@ -165,7 +142,7 @@ class OverlayPass(Handle):
         finally:
             for module in modules:
                 vk.vkDestroyShaderModule(dev, module, None)
-        return layout, self._keep("vkDestroyPipeline", pipeline)
+        return layout, self.keep(pipeline, "vkDestroyPipeline")
 
     # -- resources ---------------------------------------------------------------------------------------
     def set_texture(self, texture_id: int, rgba: np.ndarray) -> None:
@@ -268,16 +245,13 @@ class OverlayPass(Handle):
                                     vertex_base + c.vertex_offset, 0)
 
     def _release(self) -> None:
-        vk, dev = self.device.vk, self.device.handle
         self.device.wait_idle()
+
+    def _release_textures_and_geometry(self) -> None:
         for image, _ in self.textures.values():
             image.destroy()
         self.textures = {}
         for buf in (self.vertex_buffer, self.index_buffer):
             if buf is not None:
                 buf.destroy()
-        if getattr(self, "sampler", None) is not None:
-            self.sampler.destroy()
-        for destroy, handle in reversed(self._objects):
-            getattr(vk, destroy)(dev, handle, None)
-        self._objects = []
+        self.vertex_buffer = self.index_buffer = None
