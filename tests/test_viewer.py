@@ -199,6 +199,35 @@ def test_viewer_window(xvfb, tmp_path):
         assert v.messages() == []
 
 
+def test_a_failed_scene_switch_leaves_the_viewer_on_its_scene(xvfb, tmp_path, capsys):
+    """The scene/model check runs on a switch too: a scene whose model is for another app is one error line
+    (from the panel's model list as well), and the viewer goes on showing the scene it had."""
+    from ngrender.errors import ConfigError
+    from ngrender.viewer.app import Viewer
+    from ngrender.viewer.panel import _report
+
+    data = json.loads((ROOT / "scenes" / "standin" / "sdf_torus_hash.json").read_text())
+    data["model"] = str((ROOT / "scenes" / "standin" / data["model"]).resolve())
+    scene, wrong = tmp_path / "sdf.json", tmp_path / "sdf_wrong_model.json"
+    scene.write_text(json.dumps(data))
+    wrong.write_text(json.dumps({**data, "model": str(ROOT / "assets" / "gigapixel_hash.safetensors")}))
+    with Viewer(scene, size=(320, 200), validation=True, resolution_scale=0.25) as v:
+        assert v.step()
+        before, app = v.image.copy(), v.app
+        assert wrong in v.siblings  # offered by the panel's model list (the scene file says sdf)
+        with pytest.raises(ConfigError, match=r"sdf_wrong_model.json: scene is for app 'sdf' but model "
+                                              r"gigapixel_hash.safetensors is a 'gigapixel' model") as failure:
+            v.switch_scene(wrong)
+        assert "\n" not in str(failure.value)
+        assert v.scene.path == scene and v.app is app and v.app.name == "sdf"
+        capsys.readouterr()
+        _report(v.switch_scene, wrong)
+        err = capsys.readouterr().err
+        assert err.startswith("ngrender: error: ") and err.count("\n") == 1 and "'gigapixel' model" in err
+        assert v.step() and v.scene.path == scene and np.array_equal(v.image, before)
+        assert v.messages() == []
+
+
 def test_view_without_a_display_says_what_to_do():
     proc = run_cli("view", ROOT / "scenes" / "gigapixel.json", env={"DISPLAY": None, "WAYLAND_DISPLAY": None},
                    timeout=120)

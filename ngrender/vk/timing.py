@@ -5,7 +5,7 @@ from typing import Callable
 
 from .compute import compute_barrier
 from .device import Device
-from .live import Handle
+from .live import Handle, Owner
 
 
 class TimestampPool(Handle):
@@ -51,21 +51,17 @@ class TimestampPool(Handle):
         return [(label, (data[2 * i + 1] - data[2 * i]) * period_ms) for i, label in enumerate(self._labels)]
 
 
-class TimedCommands:
+class TimedCommands(Owner):
     """Submits command buffers whose dispatches are each bracketed by timestamps, plus one bracket around the
     whole submission (to check that the per-dispatch times account for it). Without timestamp support the
     dispatches still run; the times come back empty."""
 
-    def __init__(self, device: Device, capacity: int = 64) -> None:
+    def _create(self, device: Device, capacity: int = 64) -> None:
         self.device = device
         self.sections = self.whole = None
         if device.timestamps_supported:
-            self.sections = TimestampPool(device, capacity)
-            try:
-                self.whole = TimestampPool(device, 1)
-            except BaseException:
-                self.sections.destroy()
-                raise
+            self.sections = self.own(TimestampPool(device, capacity))
+            self.whole = self.own(TimestampPool(device, 1))
 
     def submit(self, record: Callable[["TimedRecording"], None]) -> tuple[list[tuple[str, float]], float]:
         """Record with ``record(recording)``, submit, wait; (label, ms) per dispatch and the submission's ms."""
@@ -82,12 +78,6 @@ class TimedCommands:
         if not self.sections:
             return [], 0.0
         return self.sections.results(), self.whole.results()[0][1]
-
-    def destroy(self) -> None:
-        for pool in (self.whole, self.sections):
-            if pool is not None:
-                pool.destroy()
-        self.sections = self.whole = None
 
 
 class TimedRecording:
