@@ -36,6 +36,23 @@ def test_texel_view_and_counts(device):
     assert live_objects() == {"device": 1}
 
 
+def test_failed_construction_releases_what_was_built(device, monkeypatch):
+    """One lifetime idiom (vk/live.py): a buffer whose memory cannot be allocated releases its VkBuffer (the
+    device fixture's validation layer reports any handle left at destroy), counts nothing and says why."""
+    from ngrender.vk.resources import OutOfDeviceMemory
+
+    vk = device.vk
+
+    def refuse(*args):
+        raise vk.VkErrorOutOfDeviceMemory()
+
+    monkeypatch.setattr(vk, "vkAllocateMemory", refuse)
+    with pytest.raises(OutOfDeviceMemory, match="cannot allocate a 1.0 MiB buffer"):
+        Buffer(device, 1 << 20)
+    monkeypatch.undo()
+    assert live_objects() == {"device": 1}
+
+
 def test_timestamps_measure_a_copy(device):
     assert device.timestamps_supported
     with TimestampPool(device, 4) as pool, Buffer(device, 1 << 20) as a, Buffer(device, 1 << 20) as b:
