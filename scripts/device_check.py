@@ -626,7 +626,7 @@ def child_environment(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
         vk = device.vk
         info = device.info
         res["device"] = {"name": info.name, "type": info.type, "api_version": info.api_version,
-                         "driver": info.driver, "vendor_id": f"0x{info.vendor_id:04x}", "is_cpu": info.is_cpu}
+                         "driver": info.driver, "vendor_id": f"0x{device.properties.vendorID:04x}", "is_cpu": info.is_cpu}
         lim = device.limits
         res["limits"] = {name: int(getattr(lim, name)) for name in (
             "maxComputeSharedMemorySize", "maxComputeWorkGroupInvocations", "maxStorageBufferRange",

@@ -90,8 +90,8 @@ def test_validation_layer_reports_misuse():
 
 
 def test_select_device_by_index_and_name():
-    infos = [DeviceInfo(0, "llvmpipe (LLVM 15)", "cpu", "1.3", "", 0),
-             DeviceInfo(1, "NVIDIA GeForce RTX 3090", "discrete", "1.3", "", 0x10DE)]
+    infos = [DeviceInfo(0, "llvmpipe (LLVM 15)", "cpu", "1.3", ""),
+             DeviceInfo(1, "NVIDIA GeForce RTX 3090", "discrete", "1.3", "")]
     assert select_device(infos, "1").index == 1
     assert select_device(infos, "rtx").index == 1
     assert select_device(infos, "LLVMPIPE").index == 0

@@ -1,4 +1,4 @@
-"""Dear ImGui without a window: input events in; draw lists (plain arrays for vk/overlay.py) and texture
+"""Dear ImGui without a window: input events in; draw lists (plain arrays for overlay.py) and texture
 uploads out. imgui's font atlas grows as glyphs are first drawn, so textures are re-sent when it asks."""
 from __future__ import annotations
 

@@ -34,7 +34,6 @@ class DeviceInfo:
     type: str  # discrete | integrated | virtual | cpu | other
     api_version: str
     driver: str
-    vendor_id: int
 
     @property
     def is_cpu(self) -> bool:
@@ -256,8 +255,7 @@ def describe_physical(vk, index: int, physical) -> DeviceInfo:
         drv = vk.VkPhysicalDeviceDriverProperties()
         vk.vkGetPhysicalDeviceProperties2(physical, vk.VkPhysicalDeviceProperties2(pNext=drv))
         driver = f"{vk.ffi.string(drv.driverName).decode()}: {vk.ffi.string(drv.driverInfo).decode()}"
-    return DeviceInfo(index, props.deviceName, kinds.get(props.deviceType, "other"), version, driver,
-                      props.vendorID)
+    return DeviceInfo(index, props.deviceName, kinds.get(props.deviceType, "other"), version, driver)
 
 
 def select_device(infos: list[DeviceInfo], selector: str | int) -> DeviceInfo:
