@@ -28,7 +28,8 @@ class ComputePipeline(Handle):
                                                            stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT)
                            for b, t in sorted(self._types.items())]
         self._set_layout = self.keep(vk.vkCreateDescriptorSetLayout(dev, vk.VkDescriptorSetLayoutCreateInfo(
-            bindingCount=len(layout_bindings), pBindings=layout_bindings or None), None), "vkDestroyDescriptorSetLayout")
+            bindingCount=len(layout_bindings), pBindings=layout_bindings or None), None),
+            "vkDestroyDescriptorSetLayout")
         push_range = vk.VkPushConstantRange(stageFlags=vk.VK_SHADER_STAGE_COMPUTE_BIT, offset=0,
                                             size=self.push_size)
         self._layout = self.keep(vk.vkCreatePipelineLayout(dev, vk.VkPipelineLayoutCreateInfo(
