@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..limits import MAX_BAKED_WEIGHTS, check_device_buffer
 from ..model import Model
 from ..vk.device import Device
+from ..vk.live import Owner
 from ..vk.resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
 
 VARIANTS = ("auto", "baked", "buffered", "shared")
@@ -74,7 +75,7 @@ def _texel_format(n_features: int, half: bool) -> str:
     return width + ("16f" if half else "32f")
 
 
-class FieldResources:
+class FieldResources(Owner):
     """Uploads one model's grid and MLP; gives the shader its bindings, defines and generated includes.
 
     Bindings: GRID_BINDING = 0 (texel view or storage buffer); buffered only, MLP_BINDING = 2 (uniform, every
@@ -82,47 +83,38 @@ class FieldResources:
     network) and, for NeRF, ``rgb_forward`` (the colour network).
     """
 
-    def __init__(self, device: Device, model: Model, variant: str) -> None:
+    def _create(self, device: Device, model: Model, variant: str) -> None:
         self.device, self.model, self.variant = device, model, variant
-        self._owned: list = []
         half = model.storage_dtype == "float16"
         check_field_limits(device, model.geometry, sum(w.size for _, layers, _ in self.networks() for w in layers),
                            half, variant)
         table = model.grid_table.astype(np.float16 if half else np.float32)
-        try:
-            if variant == "baked":
-                grid_buffer = self._own(Buffer(device, table.nbytes, (TEXEL,), host=False))
-                grid_buffer.write(table)
-                self.grid = self._own(TexelBufferView(grid_buffer, _texel_format(model.geometry.n_features, half)))
-                self.weights = None
-            else:
-                self.grid = self._own(Buffer(device, table.nbytes, (STORAGE,), host=False))
-                self.grid.write(table)
-                packed = np.concatenate([glslgen.pack_mlp_vec4(layers) for _, layers, _ in self.networks()])
-                if variant == "shared" and half:
-                    packed = packed.astype(np.float16)  # exact: the weights are fp16 already
-                limit = int(device.limits.maxComputeSharedMemorySize if variant == "shared" else
-                            device.limits.maxUniformBufferRange)
-                if packed.nbytes > limit:
-                    where = "shared memory" if variant == "shared" else "uniform-buffer limit"
-                    raise ConfigError(f"MLP weights take {packed.nbytes} bytes, over this device's {where} "
-                                      f"of {limit}; use the baked variant or a smaller network")
-                role = STORAGE if variant == "shared" else UNIFORM
-                self.weights = self._own(Buffer(device, packed.nbytes, (role,), host=False))
-                self.weights.write(packed)
-            self.occupancy = None
-            if model.occupancy is not None:
-                occ_buffer = self._own(Buffer(device, model.occupancy.nbytes, (TEXEL,), host=False))
-                occ_buffer.write(model.occupancy)
-                self.occupancy = self._own(TexelBufferView(occ_buffer, "r8ui"))
-        except BaseException:
-            self.destroy()
-            raise
+        if variant == "baked":
+            grid_buffer = self.own(Buffer(device, table.nbytes, (TEXEL,), host=False))
+            grid_buffer.write(table)
+            self.grid = self.own(TexelBufferView(grid_buffer, _texel_format(model.geometry.n_features, half)))
+            self.weights = None
+        else:
+            self.grid = self.own(Buffer(device, table.nbytes, (STORAGE,), host=False))
+            self.grid.write(table)
+            packed = np.concatenate([glslgen.pack_mlp_vec4(layers) for _, layers, _ in self.networks()])
+            if variant == "shared" and half:
+                packed = packed.astype(np.float16)  # exact: the weights are fp16 already
+            limit = int(device.limits.maxComputeSharedMemorySize if variant == "shared" else
+                        device.limits.maxUniformBufferRange)
+            if packed.nbytes > limit:
+                where = "shared memory" if variant == "shared" else "uniform-buffer limit"
+                raise ConfigError(f"MLP weights take {packed.nbytes} bytes, over this device's {where} "
+                                  f"of {limit}; use the baked variant or a smaller network")
+            role = STORAGE if variant == "shared" else UNIFORM
+            self.weights = self.own(Buffer(device, packed.nbytes, (role,), host=False))
+            self.weights.write(packed)
+        self.occupancy = None
+        if model.occupancy is not None:
+            occ_buffer = self.own(Buffer(device, model.occupancy.nbytes, (TEXEL,), host=False))
+            occ_buffer.write(model.occupancy)
+            self.occupancy = self.own(TexelBufferView(occ_buffer, "r8ui"))
         self.half = half
-
-    def _own(self, obj):
-        self._owned.append(obj)
-        return obj
 
     def networks(self) -> list[tuple[str, list[np.ndarray], str]]:
         """(GLSL function, layers, output activation) of each network of the model."""
@@ -183,7 +175,3 @@ class FieldResources:
             out[3] = (TEXEL, self.occupancy)
         return out
 
-    def destroy(self) -> None:
-        for obj in reversed(self._owned):
-            obj.destroy()
-        self._owned = []
