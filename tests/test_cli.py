@@ -31,7 +31,7 @@ def test_render_default_scene(tmp_path):
 def test_render_window_and_tiles(tmp_path):
     out = tmp_path / "z.png"
     proc = run_cli("render", SCENE, "--out", out, "--width", 96, "--height", 64, "--window", "0.5,0.2,0.6,0.3",
-               "--tile", "40x40", "--variant", "buffered")
+                   "--tile", "40x40", "--variant", "buffered")
     assert proc.returncode == 0, proc.stderr
     assert "in 6 tile(s)" in proc.stdout and "buffered variant" in proc.stdout
 
@@ -141,7 +141,7 @@ def test_train_then_render_end_to_end(tmp_path):
         "encoding": {"otype": "HashGrid", "n_levels": 4, "log2_hashmap_size": 8, "base_resolution": 4},
         "network": {"otype": "FullyFusedMLP", "n_neurons": 16, "n_hidden_layers": 1}}))
     proc = run_cli("train", "gigapixel", "--image", tmp_path / "img.png", "--config", tmp_path / "cfg.json",
-               "--steps", "5", "--batch", "512", "--out", tmp_path / "m.safetensors")
+                   "--steps", "5", "--batch", "512", "--out", tmp_path / "m.safetensors")
     assert proc.returncode == 0, proc.stderr
     assert "PSNR" in proc.stdout and (tmp_path / "m.json").exists()
     proc = run_cli("render", tmp_path / "m.json", "--out", tmp_path / "o.png", "--width", "32", "--height", "16")
@@ -200,7 +200,7 @@ def test_render_unfused_pipelines_through_the_cli(tmp_path):
     for pipeline in ("fused", "unfused", "fused-rest"):
         out = tmp_path / f"{pipeline}.png"
         proc = run_cli("render", scene, "--out", out, "--width", 40, "--height", 30, "--pipeline", pipeline,
-                   "--mlp-dispatch", "layer", "--validation")
+                       "--mlp-dispatch", "layer", "--validation")
         assert proc.returncode == 0, proc.stderr
         assert f"{pipeline} pipeline" in proc.stdout
         images[pipeline] = np.asarray(Image.open(out))

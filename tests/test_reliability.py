@@ -79,7 +79,7 @@ def test_crafted_checkpoint_runs_nothing(tmp_path):
     image = tmp_path / "i.png"
     Image.fromarray(np.zeros((256, 256, 3), np.uint8)).save(image)
     result = run_in_process("train", "gigapixel", "--image", image, "--steps", 2, "--batch", 64, "--resume", ckpt,
-                     "--out", tmp_path / "m.safetensors")
+                            "--out", tmp_path / "m.safetensors")
     assert_one_error_line(result, "refused (loading it could run code)")
     assert not marker.exists()
 
@@ -193,7 +193,7 @@ def test_grid_over_the_device_limits_is_refused_before_loading(tmp_path):
 
 def test_tile_over_the_storage_limit(tmp_path):
     assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", tmp_path / "o.png", "--tile", "131072x131072",
-                                  "--width", 8, "--height", 8), "use a smaller --tile")
+                                         "--width", 8, "--height", 8), "use a smaller --tile")
 
 
 def test_decompression_bomb_is_refused(tmp_path):
