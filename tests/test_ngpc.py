@@ -155,7 +155,7 @@ def test_report_files_and_monotone_speedup(tmp_path):
     assert paper["baseline_ms"] == pytest.approx(1.51 * 1e3 / 60 / 4)  # 4K@60 short by 1.51x, at 1080p
     # SCALE-Sim and the MLP-engine model count the same streaming, fill and drain; they differ only in how a
     # fold's weights enter the array (SCALE-Sim: R - 1 cycles; ngrender: fp16 values at 128 B a cycle). At this
-    # batch (1024) that is at most 5% (README: under 0.5% at the default 16384); the cycles must agree exactly.
+    # batch (1024) that is at most 5% (docs/ngpc.md: under 0.5% at the default 16384); the cycles must agree exactly.
     arch = load_arch("NGPC-8")
     assert result["scalesim"]
     for r in result["scalesim"]:
