@@ -12,19 +12,11 @@ from typing import Callable
 
 import numpy as np
 
-from .reference import gigapixel, nerf, sdf, volume
+from .apps.registry import app_spec
+from .encoding import encoding_spec
+from .errors import ConfigError
+from .scene import ROOT, load_scene_and_model, scene_for
 from .session import RenderSession
-
-ROOT = Path(__file__).resolve().parent.parent
-# The models trained on real data, each with its scene (camera, render settings); ``scene_for`` names the
-# dense and low-res dense ones.
-REAL_SCENE_STEMS = {"gigapixel": "gigapixel", "sdf": "sdf_bunny", "volume": "volume_head", "nerf": "nerf_bunny"}
-
-
-def scene_for(app: str, encoding: str = "hash") -> Path:
-    """scenes/<stem>.json for the hash grid, scenes/<stem>_<encoding>.json for the others."""
-    stem = REAL_SCENE_STEMS[app]
-    return ROOT / "scenes" / (f"{stem}.json" if encoding == "hash" else f"{stem}_{encoding}.json")
 
 
 def print_header(header: str) -> None:
@@ -42,26 +34,20 @@ def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
 
 
 def reference_renderer(app: str, model, view, network=None) -> Callable[[int, int], tuple[np.ndarray, int]]:
-    """(width, height) -> (image, network evaluations) with the NumPy networks or the given peer's."""
-    if app == "gigapixel":
-        return lambda w, h: (gigapixel.render(model, w, h, view.window, background=view.background,
-                                              network=network), w * h)
-    module = {"sdf": sdf, "volume": volume, "nerf": nerf}[app]
+    """(width, height) -> (image, network evaluations) with the NumPy networks or the given peer's (the app's
+    registered reference)."""
+    render = app_spec(app).reference_render()
 
     def run(w: int, h: int):
-        image, counts = (module.render(model, w, h, view, radiance_fn=network) if app == "nerf"
-                         else module.render(model, w, h, view, network=network))
-        return image, int(counts.sum())
+        image, counts = render(model, w, h, view, network)
+        return image, int(np.sum(counts))
 
     return run
 
 
 def torch_peer(app: str, model):
-    try:
-        from .train.torch_field import torch_network, torch_radiance
-    except ImportError:
-        return None
-    return torch_radiance(model) if app == "nerf" else torch_network(model)
+    """The PyTorch peer of the app's networks, or None without PyTorch."""
+    return app_spec(app).peer_network(model)
 
 
 def open_session(app: str, scene: str | Path | None, **options) -> RenderSession:
@@ -71,8 +57,6 @@ def open_session(app: str, scene: str | Path | None, **options) -> RenderSession
 
 def source_model(path: str | Path):
     """The model of a scene file, a model file or an instant-ngp snapshot."""
-    from .scene import load_scene_and_model
-
     return load_scene_and_model(path)[1]
 
 
@@ -83,7 +67,6 @@ def bench(app: str, scene: str | Path | None = None, sizes=(256, 512), repeats: 
     with open_session(app, scene, device=device, variant=variant, validation=validation) as session:
         model, view = session.model, session.view()
         if session.model.app != app:
-            from .errors import ConfigError
             raise ConfigError(f"bench {app}: the scene's model is a {session.model.app!r} model")
         peer = torch_peer(app, model)
         engines = {"numpy reference": reference_renderer(app, model, view)}
@@ -114,18 +97,16 @@ def bench(app: str, scene: str | Path | None = None, sizes=(256, 512), repeats: 
             diff = np.abs(vk_img.astype(int) - np_img.astype(int)).max(axis=2)
             print(f"{'':>10} {samples / size ** 2:.1f} samples/pixel; Vulkan vs NumPy image: "
                   f"{(diff > 2).mean():.3%} of pixels differ by more than 2/255")
-        if app == "nerf":
+        if "use_occupancy" in session.app.view_fields:  # NeRF: what skipping empty space saves
             size = sizes[0]
             off = session.app.make_view({**session.scene.view, "use_occupancy": False}) if session.scene else \
                 session.app.make_view({"use_occupancy": False})
-            _, with_occ = nerf.render(model, size, size, view)
-            _, without = nerf.render(model, size, size, off)
+            reference = app_spec(app).reference_render()
+            _, with_occ = reference(model, size, size, view)
+            _, without = reference(model, size, size, off)
             print(f"\noccupancy-grid skipping at {size}x{size}: {without.mean():.1f} -> {with_occ.mean():.1f} "
                   f"network samples per ray ({without.sum() / max(with_occ.sum(), 1):.1f}x fewer)")
     return rows
-
-
-STAND_IN_STEMS = {"sdf": "sdf_torus", "volume": "volume_cloud", "nerf": "nerf_blobs"}
 
 
 def compare_encodings(app: str, models: list[str | Path] | None = None, size: int = 256, repeats: int = 3,
@@ -134,9 +115,10 @@ def compare_encodings(app: str, models: list[str | Path] | None = None, size: in
     lookups per sample, the fit's held-out error stored with each model, and the fused render's speed. Models
     are model files, scene files or instant-ngp snapshots."""
     if models is None:
-        if app not in STAND_IN_STEMS:
+        stem = app_spec(app).stand_in
+        if stem is None:
             raise ValueError(f"no default models to compare for {app}; pass --models")
-        models = [ROOT / "tests" / "data" / f"{STAND_IN_STEMS[app]}_{enc}.safetensors" for enc in ("hash", "simplex")]
+        models = [ROOT / "tests" / "data" / f"{stem}_{kind}.safetensors" for kind in ("hash", "simplex")]
     rows = []
     print(f"{app}: encodings side by side at {size}x{size} (median of {repeats}); quality = held-out mean "
           "absolute error of the fit (lower is better)\n")
@@ -150,8 +132,8 @@ def compare_encodings(app: str, models: list[str | Path] | None = None, size: in
             ms = median_ms(lambda: session.renderer.render(size, size, view), repeats)[0]
         samples = reference_renderer(app, model, view)(size, size)[1]
         geom = model.geometry
-        corners = geom.n_dims + 1 if geom.kind == "simplex" else 2 ** geom.n_dims
-        row = {"model": Path(path).name, "encoding": geom.kind, "lookups": geom.n_levels * corners,
+        lookups = geom.n_levels * encoding_spec(geom.kind).lookups(geom.n_dims)
+        row = {"model": Path(path).name, "encoding": geom.kind, "lookups": lookups,
                "fit_error": model.extra.get("fit_mae", float("nan")), "ms": ms, "msamples_s": samples / ms / 1e3}
         rows.append(row)
         print(f"{row['model']:<34} {row['encoding']:<8} {row['lookups']:>14} {row['fit_error']:>10.4f} "

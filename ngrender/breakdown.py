@@ -8,12 +8,12 @@ import json
 import statistics
 from pathlib import Path
 
-from .bench import ROOT, open_session, scene_for
+from .encoding import encoding_presets
 from .errors import ConfigError, NgrenderError
 from .fileio import save_figure, write_text
+from .scene import ROOT, scene_for
 from .session import RenderSession
 
-ENCODINGS = ("hash", "dense", "lowres")
 PIPELINES = ("fused", "unfused", "fused-rest")
 # The paper's RTX 3090 profile (docs/paper.md): share of encoding + MLP in application time, per encoding, and the
 # speed-up of fusing the rest of the kernels.
@@ -40,7 +40,7 @@ def measure(app: str, encoding: str, source: Path, size: int, repeats: int, devi
     shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
     row = {"app": app, "encoding": encoding, "model": str(shown), "size": size}
     for pipeline in PIPELINES:
-        with open_session(app, source, device=device, variant=variant, pipeline=pipeline) as session:
+        with RenderSession.from_scene(source, device=device, variant=variant, pipeline=pipeline) as session:
             if session.model.app != app:
                 raise NgrenderError(f"{source} is a {session.model.app} model, not {app}")
             row[pipeline] = _median_stats(session, size, repeats)
@@ -103,7 +103,7 @@ def breakdown(apps: list[str], encodings: list[str] | None = None, size: int = 2
               out_dir: str | Path = "breakdown", device: str | None = None, variant: str = "auto",
               models: dict[tuple[str, str], Path] | None = None) -> list[dict]:
     """Measure, print and write ``breakdown.json``, ``breakdown.md`` and ``breakdown.png`` into ``out_dir``."""
-    encodings = list(encodings or ENCODINGS)
+    encodings = list(encodings or encoding_presets())
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out-dir {out} is a file")

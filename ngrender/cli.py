@@ -10,14 +10,16 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .apps import APPS
 from .apps.base import MLP_DISPATCHES, PIPELINES
-from .apps.field import VARIANTS
+from .apps.registry import app_names, app_spec, trainable_apps
+from .apps.views import VARIANTS
 from .apps.wavefront import ENCODE_DISPATCHES
 from . import validate
+from .encoding import encoding_presets
 from .errors import NgrenderError
 from .fileio import check_output, write_json
-from .render import MAX_SIDE, check_frame_size
+from .limits import MAX_SIDE
+from .render import check_frame_size
 from .scene import default_scene
 
 
@@ -234,7 +236,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_output(out, args.force)
     scene, model = load_scene_and_model(args.source)
     camera = background = None
-    if model.app != "gigapixel" and "camera" in scene.view:
+    if not app_spec(model.app).plane and "camera" in scene.view:
         from .camera import camera_from_json
 
         camera = camera_from_json(scene.view["camera"], f"{scene.path}: view.camera")
@@ -278,25 +280,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, compare_encodings
 
     if args.breakdown:
-        from .breakdown import ENCODINGS, breakdown
-        breakdown([args.app] if args.app else list(APPS), args.encodings or list(ENCODINGS),
+        from .breakdown import breakdown
+        breakdown([args.app] if args.app else list(app_names()), args.encodings or list(encoding_presets()),
                   size=(args.sizes or [256])[0], repeats=args.repeats, out_dir=args.out_dir, device=args.device,
                   variant=args.variant)
         return 0
     if args.app is None:
-        raise NgrenderError("bench needs an APP (gigapixel, sdf, volume, nerf), or --breakdown for all of them")
+        raise NgrenderError(f"bench needs an APP ({', '.join(app_names())}), or --breakdown for all of them")
     if args.compare_variants:
         from .bench import compare_variants
         compare_variants(args.app, args.scene, size=(args.sizes or [256])[0], repeats=args.repeats,
                          device=args.device)
         return 0
     if args.compare_encodings or args.models:
-        if args.app == "gigapixel" and not args.models:
-            raise NgrenderError("gigapixel has no default models to compare: pass --models A B")
+        if app_spec(args.app).stand_in is None and not args.models:
+            raise NgrenderError(f"{args.app} has no default models to compare: pass --models A B")
         compare_encodings(args.app, args.models, size=(args.sizes or [256])[0], repeats=args.repeats,
                           device=args.device, variant=args.variant)
         return 0
-    sizes = args.sizes or ([256, 1024] if args.app == "gigapixel" else [256, 512])
+    sizes = args.sizes or list(app_spec(args.app).bench_sizes)
     bench(args.app, args.scene, sizes=sizes, repeats=args.repeats, device=args.device, variant=args.variant,
           validation=args.validation)
     return 0
@@ -456,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_window, help="gigapixel view window x0,y0,x1,y1 in image units "
                                                   "(0,0,1,1 is the whole image)")
     p.add_argument("--tile", type=_size, help="largest tile per dispatch, e.g. 1024x1024")
-    p.add_argument("--mode", help="3D apps' render mode (sdf: shaded normals depth steps; volume: rgb opacity "
-                                  "steps; nerf: rgb depth opacity samples)")
+    p.add_argument("--mode", help="3D apps' render mode (" + "; ".join(
+        f"{name}: {' '.join(app_spec(name).modes)}" for name in app_names() if app_spec(name).modes) + ")")
     p.add_argument("--orbit", type=_orbit, help="3D apps: camera on an orbit around the cube's centre, "
                                                 "AZIMUTH,ELEVATION,RADIUS (degrees, degrees, cube units)")
     p.add_argument("--fov", type=_fov, default=50.0, help="horizontal field of view with --orbit (degrees)")
@@ -484,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("bench", help="fused Vulkan vs NumPy reference vs PyTorch CPU on the same frame")
-    p.add_argument("app", choices=APPS, nargs="?", help="the app (with --breakdown: only this app)")
+    p.add_argument("app", choices=app_names(), nargs="?", help="the app (with --breakdown: only this app)")
     p.add_argument("--scene", default=None, help="scene or model file to benchmark (default: the app's default)")
     p.add_argument("--sizes", type=_positive, nargs="+", default=None,
                    help="square frame sizes (default: 256 1024 for gigapixel, 256 512 for the 3D apps)")
@@ -498,9 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--breakdown", action="store_true",
                    help="per-kernel profile (encoding / MLP / rest) of every app x encoding, fused vs unfused vs "
                         "fused-rest, next to the paper's RTX 3090 figures; writes JSON, Markdown and a PNG chart")
-    # Only the encodings with real-data scenes (breakdown.ENCODINGS): there are no simplex models of real data.
-    p.add_argument("--encodings", nargs="+", choices=("hash", "dense", "lowres"),
-                   help="--breakdown: encodings to profile (default: hash dense lowres)")
+    # The encoding presets (every one has real-data scenes); a kind without presets, like simplex, is not offered.
+    p.add_argument("--encodings", nargs="+", choices=encoding_presets(),
+                   help=f"--breakdown: encodings to profile (default: {' '.join(encoding_presets())})")
     p.add_argument("--out-dir", default="breakdown", help="--breakdown: folder for breakdown.{json,md,png}")
     p.add_argument("--variant", choices=VARIANTS, default="auto")
     _device_args(p)
@@ -529,8 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("report", "arch"))
     p.add_argument("--profile", nargs="+", choices=("rtx3090", "measured"), default=["rtx3090", "measured"],
                    help="baseline profiles: the paper's RTX 3090, and/or this device measured by the unfused pipelines")
-    p.add_argument("--apps", nargs="+", choices=APPS, default=list(APPS))
-    p.add_argument("--encodings", nargs="+", choices=("hash", "dense", "lowres"), default=["hash", "dense", "lowres"])
+    p.add_argument("--apps", nargs="+", choices=app_names(), default=list(app_names()))
+    p.add_argument("--encodings", nargs="+", choices=encoding_presets(), default=list(encoding_presets()))
     p.add_argument("--presets", nargs="+", default=["NGPC-8", "NGPC-16", "NGPC-32", "NGPC-64"])
     p.add_argument("--resolution", type=_size, default=(1920, 1080), help="frame size for the RTX 3090 profile")
     p.add_argument("--size", type=_positive, default=128, help="square frame measured on this device")
@@ -542,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ngpc)
 
     p = sub.add_parser("train", help="fit a model to real data (extra [train], PyTorch; CPU, or CUDA with --device)")
-    p.add_argument("app", choices=APPS)
+    p.add_argument("app", choices=trainable_apps())
     p.add_argument("--image", default="shadedrelief",
                    help="gigapixel: image file, or a bundled name: shadedrelief (10800x5400), bmng (5400x2700), etopo1")
     p.add_argument("--mesh", default="bunny", help="sdf: mesh file (OFF/PLY/OBJ/STL, .gz ok) or a fetched name: "
@@ -556,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aabb-scale", type=_aabb_scale, default=1,
                    help="nerf: the scene box is this many times the unit cube (instant-ngp's aabb_scale, 1..128): "
                         "occupancy cascades and cone stepping beyond 1")
-    p.add_argument("--encoding", choices=("hash", "dense", "lowres"), default="hash",
+    p.add_argument("--encoding", choices=encoding_presets(), default="hash",
                    help="the grid: configs/<app>_<encoding>.json unless --config is given")
     p.add_argument("--config", help="tcnn/instant-ngp network config JSON")
     p.add_argument("--out", required=True, help="output model (.safetensors)")

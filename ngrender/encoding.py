@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -28,8 +28,6 @@ from .errors import ConfigError
 # instant-ngp's coherent prime hash (tcnn common_device.h); the first prime is 1 on purpose.
 HASH_PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737)
 
-# TiledGrid is tiny-cuda-nn's dense grid with a tiled memory layout: the same values, so a dense grid here.
-GRID_KINDS = {"hashgrid": "hash", "densegrid": "dense", "tiledgrid": "dense", "simplexhashgrid": "simplex"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,61 @@ class GridGeometry:
                 f"{hashed} hashed level(s), {self.n_entries * self.n_features:,} parameters")
 
 
+def _lattice_resolution(scale: np.float32, n_dims: int) -> int:
+    """Vertices per axis of a level's cube lattice: tcnn's ceil(s_l) + 1."""
+    return int(math.ceil(float(scale))) + 1
+
+
+def _simplex_resolution(scale: np.float32, n_dims: int) -> int:
+    """The skewed lattice's extent: coordinates reach (scale + 0.5) * (1 + n F), plus the simplex's far vertex."""
+    return int(math.ceil((float(scale) + 0.5) * (1.0 + n_dims * float(simplex_skew(n_dims))))) + 2
+
+
+@dataclass(frozen=True)
+class EncodingSpec:
+    """One grid-encoding kind, registered with ``register_encoding``: how configs name it, how its levels are laid
+    out, what a sample costs, and which named configs (presets) use it. Its lookups live beside it in
+    shaders/lib/grid.glsl (``#if GRID_<KIND>``), reference/grid.py and train/torch_field.py (docs/extending.md)."""
+
+    kind: str  # GridGeometry.kind
+    otypes: tuple[str, ...]  # tiny-cuda-nn / instant-ngp encoding otypes (lower case) that select it
+    grid_types: tuple[str, ...] = ()  # values of otype "Grid"'s "type" (lower case) that select it
+    hashed: bool = True  # a level over the table size T is hashed (else stored dense at any size)
+    lookups: Callable[[int], int] = lambda n_dims: 2 ** n_dims  # table entries read per level and sample
+    resolution: Callable[[np.float32, int], int] = _lattice_resolution  # (level scale, dims) -> lattice extent
+    defines: Callable[["GridGeometry"], Mapping[str, Any]] = lambda geom: {}  # its GLSL constants (ints, floats)
+    presets: tuple[str, ...] = ()  # configs/<app>_<preset>.json (and scenes/<stem>_<preset>.json) of this kind
+    instant_ngp: bool = True  # instant-ngp loads it (a model of this kind exports as a snapshot)
+
+
+_ENCODINGS: dict[str, EncodingSpec] = {}
+
+
+def register_encoding(spec: EncodingSpec) -> EncodingSpec:
+    """Make a grid kind known to configs, shaders (its GRID_<KIND> flag), the CLI's preset choices and reports."""
+    known = _ENCODINGS.get(spec.kind)
+    if known is not None and known != spec:
+        raise ValueError(f"encoding kind {spec.kind!r} is registered already")
+    _ENCODINGS[spec.kind] = spec
+    return spec
+
+
+def encoding_spec(kind: str) -> EncodingSpec:
+    try:
+        return _ENCODINGS[kind]
+    except KeyError:
+        raise ConfigError(f"unknown grid kind {kind!r}; known: {', '.join(_ENCODINGS)}") from None
+
+
+def encoding_specs() -> tuple[EncodingSpec, ...]:
+    return tuple(_ENCODINGS.values())
+
+
+def encoding_presets() -> tuple[str, ...]:
+    """The named encoding configs (``--encoding`` choices): hash, dense, lowres, ..."""
+    return tuple(p for spec in _ENCODINGS.values() for p in spec.presets)
+
+
 def _next_multiple(value: int, multiple: int) -> int:
     return (value + multiple - 1) // multiple * multiple
 
@@ -108,16 +161,19 @@ def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
     SimplexHashGrid, or Grid with ``type`` Hash, Dense or Tiled."""
     encoding = validate.obj(encoding, "encoding")
     otype = validate.string(encoding.get("otype", ""), "encoding.otype").lower() if "otype" in encoding else ""
+    specs = encoding_specs()
     if otype == "grid":
-        kind = validate.string(encoding.get("type", "Hash"), "encoding.type").lower()
-        kind = "dense" if kind == "tiled" else kind
-    elif otype in GRID_KINDS:
-        kind = GRID_KINDS[otype]
+        grid_type = validate.string(encoding.get("type", "Hash"), "encoding.type").lower()
+        spec = next((s for s in specs if grid_type in s.grid_types), None)
+        if spec is None:
+            raise ConfigError(f"grid type {grid_type!r} is not supported "
+                              f"({', '.join(t.capitalize() for s in specs for t in s.grid_types[:1])})")
     else:
-        raise ConfigError(f"encoding otype {encoding.get('otype')!r} is not a grid encoding "
-                          f"(expected one of HashGrid, DenseGrid, TiledGrid, SimplexHashGrid, Grid)")
-    if kind not in ("hash", "dense", "simplex"):
-        raise ConfigError(f"grid type {kind!r} is not supported (Hash, Dense or Simplex)")
+        spec = next((s for s in specs if otype in s.otypes), None)
+        if spec is None:
+            raise ConfigError(f"encoding otype {encoding.get('otype')!r} is not a grid encoding (expected one of "
+                              f"{', '.join(_OTYPE_NAMES.get(o, o) for s in specs for o in s.otypes)}, Grid)")
+    kind = spec.kind
     interpolation = validate.string(encoding.get("interpolation", "Linear"), "encoding.interpolation")
     if interpolation.lower() != "linear":
         raise ConfigError(f"grid interpolation {interpolation!r} is not supported (only Linear)")
@@ -136,15 +192,27 @@ def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
     max_params = np.iinfo(np.uint32).max // 2
     for lv in range(n_levels):
         scale = level_scale(lv, b, base)
-        res = int(math.ceil(float(scale))) + 1
-        if kind == "simplex":
-            # Skewed lattice: coordinates reach (scale + 0.5) * (1 + n F), plus the simplex's far vertex.
-            res = int(math.ceil((float(scale) + 0.5) * (1.0 + n_dims * float(simplex_skew(n_dims))))) + 2
+        res = spec.resolution(scale, n_dims)
         dense = res ** n_dims
         size = _next_multiple(min(dense, max_params), 8)
         hashed = False
-        if kind in ("hash", "simplex") and size > (1 << log2_t):
+        if spec.hashed and size > (1 << log2_t):
             size, hashed = 1 << log2_t, True
         levels.append(Level(float(scale), res, size, offset, hashed))
         offset += size
     return GridGeometry(kind, n_dims, n_levels, n_features, log2_t, base, b, tuple(levels))
+
+
+# tiny-cuda-nn's spelling of the otypes, for error messages
+_OTYPE_NAMES = {"hashgrid": "HashGrid", "densegrid": "DenseGrid", "tiledgrid": "TiledGrid",
+                "simplexhashgrid": "SimplexHashGrid"}
+
+register_encoding(EncodingSpec("hash", ("hashgrid",), ("hash",), presets=("hash",)))
+# TiledGrid is tiny-cuda-nn's dense grid with a tiled memory layout: the same values, so a dense grid here. The
+# low-resolution dense preset is a dense grid with per-level scale 1.
+register_encoding(EncodingSpec("dense", ("densegrid", "tiledgrid"), ("dense", "tiled"), hashed=False,
+                               presets=("dense", "lowres")))
+register_encoding(EncodingSpec("simplex", ("simplexhashgrid",), ("simplex",), lookups=lambda n_dims: n_dims + 1,
+                               resolution=_simplex_resolution,
+                               defines=lambda geom: {"SIMPLEX_SKEW": simplex_skew(geom.n_dims)},
+                               instant_ngp=False))

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .encoding import GridGeometry, simplex_skew
+from .encoding import GridGeometry, encoding_spec, encoding_specs
 
 ACTIVATIONS = ("none", "relu", "sigmoid", "exponential")
 
@@ -34,10 +34,12 @@ def level_table(geom: GridGeometry) -> str:
 
 
 def grid_defines(geom: GridGeometry) -> dict[str, int | str]:
-    out: dict[str, int | str] = {"GRID_DIMS": geom.n_dims, "GRID_LEVELS": geom.n_levels,
-                                 "GRID_F": geom.n_features, "GRID_SIMPLEX": int(geom.kind == "simplex")}
-    if geom.kind == "simplex":
-        out["SIMPLEX_SKEW"] = glsl_float(simplex_skew(geom.n_dims))
+    """The grid's shape, a GRID_<KIND> flag per registered encoding kind (1 for this one) and its kind's
+    constants (floats as exact GLSL literals)."""
+    out: dict[str, int | str] = {"GRID_DIMS": geom.n_dims, "GRID_LEVELS": geom.n_levels, "GRID_F": geom.n_features}
+    out.update({f"GRID_{spec.kind.upper()}": int(spec.kind == geom.kind) for spec in encoding_specs()})
+    for name, value in encoding_spec(geom.kind).defines(geom).items():
+        out[name] = glsl_float(value) if isinstance(value, (float, np.floating)) else value
     return out
 
 

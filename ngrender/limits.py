@@ -10,6 +10,7 @@ from .errors import ConfigError
 # time grows faster than the code (a 256x8 MLP, 500k weights, was 35 MB of GLSL and ran past 120 s at 3 GB).
 # The largest default network (NeRF: density + colour MLPs, 64 wide) has about 14k weights.
 MAX_BAKED_WEIGHTS = 1 << 16
+MAX_SIDE = 1 << 17  # the largest frame side in pixels (scene files, --size, the renderer)
 
 
 def available_memory() -> int:

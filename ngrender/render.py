@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import ConfigError
+from .limits import MAX_SIDE
 from .pngio import PngStripWriter
 from .vk.device import Device
 from .vk.timing import TimedCommands
@@ -77,9 +78,6 @@ def tiles(width: int, height: int, tile: tuple[int, int]) -> Iterator[tuple[tupl
     for y in range(0, height, tile[1]):
         for x in range(0, width, tile[0]):
             yield (x, y), (min(tile[0], width - x), min(tile[1], height - y))
-
-
-MAX_SIDE = 1 << 17
 
 
 def check_frame_size(width: int, height: int) -> None:

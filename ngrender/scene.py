@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .apps import APPS
 from . import validate
-from .apps.field import VARIANTS
+from .errors import ConfigError
+from .apps.registry import app_names, app_spec
+from .apps.views import VARIANTS
 from .fileio import read_json
-from .render import MAX_SIDE
+from .limits import MAX_SIDE
 
+ROOT = Path(__file__).resolve().parent.parent
 MAX_TILE_SIDE = 8192  # a tile is one dispatch's output buffer: 8192^2 RGBA8 is 256 MiB
 
 SCENE_KEYS = {"app", "model", "render", "view", "description"}
@@ -41,7 +43,7 @@ def scene_from_data(data: Any, path: Path) -> Scene:
     """A scene from its JSON data; ``path`` is where it lives (the model path is relative to its folder)."""
     data = validate.obj(data, f"scene file {path}", SCENE_KEYS, ("app", "model"))
     where = str(path)
-    app = validate.string(data["app"], f"{where}: app", APPS)
+    app = validate.string(data["app"], f"{where}: app", app_names())
     model = validate.string(data["model"], f"{where}: model")
     render = validate.obj(data.get("render", {}), f"{where}: render", RENDER_KEYS)
     view = validate.obj(data.get("view", {}), f"{where}: view")
@@ -69,7 +71,7 @@ def scene_from_data(data: Any, path: Path) -> Scene:
 def default_scene(model, model_file: str) -> dict:
     """The scene a trainer writes beside its model: the app's default view at a size that suits the app
     (``model``: a Model, or the ModelHeader of a model file)."""
-    if model.app == "gigapixel" and "source_size" in model.extra:
+    if "source_size" in model.extra:  # a model fitted to an image: that image's aspect, at most 1024 wide
         w, h = model.extra["source_size"]
         scale = min(1.0, 1024 / max(w, h))
         width, height = max(1, round(w * scale)), max(1, round(h * scale))
@@ -108,3 +110,12 @@ def load_scene_and_model(path: str | Path) -> tuple[Scene, Any]:
 
     scene, model = open_scene(path)
     return scene, model if isinstance(model, Model) else load_model(model)
+
+
+def scene_for(app: str, preset: str = "hash") -> Path:
+    """The scene of an app's model trained on real data (its registered ``real_scene``): scenes/<stem>.json for
+    the hash grid, scenes/<stem>_<preset>.json for the other encoding presets."""
+    stem = app_spec(app).real_scene
+    if stem is None:
+        raise ConfigError(f"app {app!r} has no real-data scene; name a scene or model file")
+    return ROOT / "scenes" / (f"{stem}.json" if preset == "hash" else f"{stem}_{preset}.json")

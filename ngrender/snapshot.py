@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import validate
+from .encoding import encoding_spec, encoding_specs
 from .errors import ConfigError
 from .fileio import read_bytes, write_bytes
 from .model import MAX_AABB_SCALE, Model, NetworkConfig, cascades_of
@@ -432,8 +433,9 @@ def snapshot_root(model: Model, camera=None, background: tuple[float, float, flo
     mode = MODE_OF_APP.get(model.app)
     if mode is None:
         raise ConfigError(f"a {model.app!r} model has no instant-ngp mode")
-    if model.geometry.kind == "simplex":
-        raise ConfigError("instant-ngp has no simplex hash grid: only hash and dense grid models export")
+    if not encoding_spec(model.geometry.kind).instant_ngp:
+        exportable = " and ".join(s.kind for s in encoding_specs() if s.instant_ngp)
+        raise ConfigError(f"instant-ngp has no {model.geometry.kind} grid encoding: only {exportable} grid models export")
     ingp = model.extra.get("ingp", {}) if isinstance(model.extra.get("ingp"), dict) else {}
     config = dict(ingp.get("config") or {})
     config.update(encoding=model.encoding, network=model.network)

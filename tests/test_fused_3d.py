@@ -35,7 +35,7 @@ def assert_matches_reference(image, want):
 @pytest.mark.parametrize("app", list(REFERENCE))
 def test_real_data_models_equal_reference(app, encoding):
     """The models trained on real data (assets/, with their scenes' views) render as the reference does."""
-    from ngrender.bench import scene_for
+    from ngrender.scene import scene_for
 
     with RenderSession.from_scene(scene_for(app, encoding), validation=True) as session:
         view = session.view()

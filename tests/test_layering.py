@@ -36,8 +36,8 @@ ALLOWED = {
     "session": {"base", "model", "app_specs", "apps", "render", "scene", "vk"},
     "data": {"base"},
     "train": {"base", "encoding", "model", "app_specs", "reference", "data"},
-    "bench": {"base", "model", "app_specs", "reference", "scene", "session", "train"},  # train: PyTorch peers
-    "breakdown": {"base", "scene", "session"},
+    "bench": {"base", "encoding", "model", "app_specs", "reference", "scene", "session", "train"},  # train: PyTorch peers
+    "breakdown": {"base", "encoding", "scene", "session"},
     "ngpc": {"base", "encoding", "model", "glsl", "vk", "app_specs", "apps", "render", "scene", "session",
              "reference", "breakdown"},
     "viewer": {"base", "model", "glsl", "vk", "app_specs", "apps", "render", "scene", "session", "ngpc"},

@@ -45,7 +45,7 @@ def test_dataset_layout_and_pose_check(l_shape, tmp_path):
 
 
 def test_a_mirrored_pose_is_caught(l_shape, tmp_path):
-    from ngrender.train.sdf import fit_unit_cube, load_mesh
+    from ngrender.data.mesh import fit_unit_cube, load_mesh
 
     vertices, faces = load_mesh(l_shape)
     vertices, _, _ = fit_unit_cube(vertices)

@@ -20,8 +20,8 @@ from ..model import Model
 from ..vk.device import Device
 from ..vk.live import Owner
 from ..vk.resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
+from .views import VARIANTS
 
-VARIANTS = ("auto", "baked", "buffered", "shared")
 
 
 def shared_weight_bytes(layers: list[np.ndarray], half: bool) -> int:

@@ -2,25 +2,10 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-import numpy as np
 
-from ..errors import ConfigError
-from ..reference.gigapixel import pixel_step
 from .base import App
-
-
-@dataclass(frozen=True)
-class GigapixelView:
-    """Which part of the image plane the frame shows: u right, v down, (0,0,1,1) is the whole image."""
-
-    window: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
-    background: float = 0.0
-
-    def __post_init__(self) -> None:
-        x0, y0, x1, y1 = self.window
-        if not (np.isfinite(self.window).all() and x1 > x0 and y1 > y0):
-            raise ConfigError(f"view window {self.window} must be finite with x1 > x0 and y1 > y0")
+from .registry import AppSpec, register_app
+from .views import GigapixelView, pixel_step
 
 
 class GigapixelApp(App):
@@ -35,3 +20,8 @@ class GigapixelApp(App):
     def push_values(self, view: GigapixelView, frame, origin, size) -> tuple:
         du, dv = pixel_step(frame[0], frame[1], view.window)
         return (*origin, *size, view.window[0], view.window[1], du, dv, view.background)
+
+
+register_app(AppSpec("gigapixel", GigapixelApp, reference="ngrender.reference.gigapixel:render_view",
+                     torch_network="ngrender.train.torch_field:torch_network", trainer="ngrender.train.gigapixel",
+                     real_scene="gigapixel", bench_sizes=(256, 1024), plane=True))

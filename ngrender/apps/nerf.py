@@ -5,8 +5,9 @@ import struct
 
 from ..errors import ConfigError
 from ..model import Model
-from ..reference.nerf import MODES, NerfView, cone_angle
+from .views import NERF_MODES as MODES, NerfView, cone_angle
 from .base import App, camera_push
+from .registry import AppSpec, register_app
 
 
 class NerfApp(App):
@@ -42,3 +43,8 @@ class NerfApp(App):
         return (*camera_push(view.camera, w), *frame, *origin, *size, view.camera.focal(frame[0]),
                 float(cone_angle(view, self.model)),
                 view.n_steps, MODES[view.mode], *view.background, 1.0)
+
+
+register_app(AppSpec("nerf", NerfApp, reference="ngrender.reference.nerf:render",
+                     torch_network="ngrender.train.torch_field:torch_radiance", trainer="ngrender.train.nerf",
+                     real_scene="nerf_bunny", stand_in="nerf_blobs"))

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import struct
 
-from ..reference.sdf import MODES, SdfView
+from .views import SDF_MODES as MODES, SdfView
 from .base import App, camera_push
+from .registry import AppSpec, register_app
 
 
 class SdfApp(App):
@@ -21,3 +22,8 @@ class SdfApp(App):
     def push_values(self, view: SdfView, frame, origin, size) -> tuple:
         return (*camera_push(view.camera, (view.normal_h, 0.0, 0.0, view.depth_far)), *frame, *origin, *size,
                 view.camera.focal(frame[0]), view.epsilon, view.max_steps, MODES[view.mode], *view.background, 1.0)
+
+
+register_app(AppSpec("sdf", SdfApp, reference="ngrender.reference.sdf:render",
+                     torch_network="ngrender.train.torch_field:torch_network", trainer="ngrender.train.sdf",
+                     real_scene="sdf_bunny", stand_in="sdf_torus"))

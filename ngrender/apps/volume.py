@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import struct
 
-from ..reference.volume import MODES, VolumeView
+from .views import VOLUME_MODES as MODES, VolumeView
 from .base import App, camera_push
+from .registry import AppSpec, register_app
 
 
 class VolumeApp(App):
@@ -24,3 +25,8 @@ class VolumeApp(App):
         w = (view.density_scale, view.min_transmittance, float(view.dt), 0.0)
         return (*camera_push(view.camera, w), *frame, *origin, *size, view.camera.focal(frame[0]), 0.0,
                 view.n_steps, MODES[view.mode], *view.background, 1.0)
+
+
+register_app(AppSpec("volume", VolumeApp, reference="ngrender.reference.volume:render",
+                     torch_network="ngrender.train.torch_field:torch_network", trainer="ngrender.train.volume",
+                     real_scene="volume_head", stand_in="volume_cloud"))

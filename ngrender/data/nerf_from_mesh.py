@@ -103,7 +103,7 @@ def make_dataset(mesh: str, out: str | Path, views: int = 100, size: int = 100, 
     """Render ``views`` training views and views / 4 validation and test views; returns the IoU summary."""
     from tqdm import tqdm
 
-    from ..train.sdf import fit_unit_cube, load_mesh, resolve_mesh
+    from .mesh import fit_unit_cube, load_mesh, resolve_mesh
 
     try:
         import mitsuba  # noqa: F401

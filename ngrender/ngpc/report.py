@@ -9,10 +9,10 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..bench import scene_for, source_model
 from ..breakdown import PAPER_ENCODING_MLP_PCT, PAPER_HASH_SPLIT_PCT, PAPER_REST_FUSION, measure
 from ..errors import ConfigError, NgrenderError
 from ..fileio import save_figure, write_text
+from ..scene import load_scene_and_model, scene_for
 from .arch import Arch, load_arch
 from .timing import Workload, layer_cycles, max_pixels, project
 
@@ -175,7 +175,7 @@ def report(profiles: list[str], apps: list[str], encodings: list[str], presets: 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out-dir {out} is a file")
     archs = [load_arch(p, **(overrides or {})) for p in presets]
-    models = {(a, e): source_model(scene_for(a, e)) for a in apps for e in encodings}
+    models = {(a, e): load_scene_and_model(scene_for(a, e))[1] for a in apps for e in encodings}
     print("measuring the frames' work (and this device's profile) with the unfused and fused-rest pipelines "
           f"at {size}x{size} ...", flush=True)
     measured = {key: measure(key[0], key[1], scene_for(*key), size, repeats, device, "auto") for key in models}

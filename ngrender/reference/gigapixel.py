@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..apps.views import pixel_step
 from ..model import Model
 from .field import Network, field_network
 from .output import to_uint8
 
 FULL_WINDOW = (0.0, 0.0, 1.0, 1.0)
-
-
-def pixel_step(width: int, height: int, window: tuple[float, float, float, float]) -> tuple[float, float]:
-    """Image-plane size of one pixel, in float32 (the value the shader receives)."""
-    x0, y0, x1, y1 = (np.float32(c) for c in window)
-    return (x1 - x0) / np.float32(width), (y1 - y0) / np.float32(height)
 
 
 def pixel_coords(width: int, height: int, window: tuple[float, float, float, float] = FULL_WINDOW,
@@ -50,3 +45,11 @@ def render(model: Model, width: int, height: int, window: tuple[float, float, fl
     for start in range(0, uv.shape[0], chunk):
         out[start:start + chunk] = to_uint8(shade(model, uv[start:start + chunk], background, network))
     return out.reshape(height, width, 3)
+
+
+def render_view(model: Model, width: int, height: int, view, network: Network | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The registry's reference contract (apps/registry.py): (image, network evaluations per pixel) for a
+    GigapixelView, one evaluation per pixel."""
+    image = render(model, width, height, view.window, background=view.background, network=network)
+    return image, np.ones((height, width), dtype=np.int64)

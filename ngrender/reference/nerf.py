@@ -11,48 +11,18 @@ colour MLP -> RGB (sigmoid); front-to-back alpha compositing, stopping when tran
 background behind."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from ..camera import Camera, orbit
+from ..apps.views import DEFAULT_CONE_ANGLE, NERF_MODES as MODES, NerfView, cone_angle  # noqa: F401 (the view's home)
 from ..model import Model
 from .camera import camera_rays, unit_box_hits
 from .output import heat_map, to_uint8
 from .grid import encode_grid
 from .mlp import mlp_forward
 
-MODES = {"rgb": 0, "depth": 1, "opacity": 2, "samples": 3}
-
-
-@dataclass(frozen=True)
-class NerfView:
-    camera: Camera = field(default_factory=lambda: orbit(30.0, 20.0, 1.6))
-    mode: str = "rgb"
-    n_steps: int = 1024  # steps along the cube's diagonal: dt = sqrt(3) / n_steps
-    min_transmittance: float = 0.01
-    use_occupancy: bool = True
-    depth_far: float = 3.0
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    cone_angle: float = -1.0  # < 0: instant-ngp's default for the model's box (1/256 beyond the unit cube, else 0)
-
-    @property
-    def dt(self) -> np.float32:
-        """The smallest (and, without cone stepping, the only) step."""
-        return np.float32(np.sqrt(3.0) / self.n_steps)
-
-
 MAX_CONE_DT = np.float32(np.sqrt(3.0))  # instant-ngp's largest cone step (its sqrt(3)/1024 * 2^7 * 1024/128)
-DEFAULT_CONE_ANGLE = 1.0 / 256
-
-
-def cone_angle(view: NerfView, model: Model) -> np.float32:
-    if view.cone_angle >= 0:
-        return np.float32(view.cone_angle)
-    return np.float32(DEFAULT_CONE_ANGLE if model.aabb_scale > 1 else 0.0)
-
-
 def step_size(t: np.ndarray, cone: np.float32, dt_min: np.float32) -> np.ndarray:
     """dt(t) = clamp(t * cone_angle, dt_min, sqrt(3)) in float32 (the shader's calc_dt)."""
     return np.minimum(np.maximum((t * cone).astype(np.float32), dt_min), MAX_CONE_DT).astype(np.float32)

@@ -5,33 +5,20 @@ The loop is the shader's, step for step: one network evaluation per iteration, f
 tetrahedron samples of the normal (``n = sum_k e_k * sdf(p + h e_k)``, h = ``normal_h``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..camera import Camera, orbit
+from ..apps.views import SDF_MODES as MODES, SdfView
 from ..model import Model
 from .camera import primary_rays
 from .output import heat_map, to_uint8
 from .field import Network, field_network
 
-MODES = {"shaded": 0, "normals": 1, "depth": 2, "steps": 3}
 STEP_SCALE = np.float32(0.95)
 TETRA = np.array([[1, -1, -1], [-1, -1, 1], [-1, 1, -1], [1, 1, 1]], dtype=np.float32)
 LIGHT = np.array([0.48, 0.8, 0.36], dtype=np.float32)  # unit vector, world space
 ALBEDO = np.array([0.85, 0.78, 0.68], dtype=np.float32)
 AMBIENT = np.float32(0.15)
-
-
-@dataclass(frozen=True)
-class SdfView:
-    camera: Camera = field(default_factory=lambda: orbit(30.0, 20.0, 1.6))
-    mode: str = "shaded"
-    max_steps: int = 96
-    epsilon: float = 1e-3
-    depth_far: float = 3.0
-    normal_h: float = 2e-3  # finite-difference offset of the normal samples (unit-cube units)
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 def shade_rgb(mode: int, hit: np.ndarray, t: np.ndarray, steps: np.ndarray, normal: np.ndarray, view: SdfView,

@@ -2,31 +2,15 @@
 compositing and early termination. Deterministic: samples at t_near + (i + 1/2) dt, dt = sqrt(3) / n_steps."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..camera import Camera, orbit
+from ..apps.views import VOLUME_MODES as MODES, VolumeView
 from ..model import Model
 from .camera import primary_rays
 from .output import heat_map, to_uint8
 from .field import Network, field_network
 
-MODES = {"rgb": 0, "opacity": 1, "steps": 2}
-
-
-@dataclass(frozen=True)
-class VolumeView:
-    camera: Camera = field(default_factory=lambda: orbit(30.0, 20.0, 1.6))
-    mode: str = "rgb"
-    n_steps: int = 128  # samples along the cube's diagonal
-    density_scale: float = 1.0
-    min_transmittance: float = 0.01
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-    @property
-    def dt(self) -> np.float32:
-        return np.float32(np.sqrt(3.0) / self.n_steps)
 
 
 def render(model: Model, width: int, height: int, view: VolumeView,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..apps import app_spec
 from ..apps.base import PIPELINES
 from ..errors import ConfigError, DeviceError, NgrenderError
 from ..ngpc.arch import load_arch
@@ -141,7 +142,7 @@ class Viewer(Owner):
         return self.session.options["pipeline"]
 
     def _reset_view(self) -> None:
-        if self.model.app == "gigapixel":
+        if app_spec(self.model.app).plane:  # a window on the image plane: pan and zoom
             source = self.model.extra.get("source_size")
             self.controls = ImageControls(self.base_view.window, tuple(source) if source else None)
         else:
