@@ -103,6 +103,9 @@ class EncodingSpec:
     defines: Callable[["GridGeometry"], Mapping[str, Any]] = lambda geom: {}  # its GLSL constants (ints, floats)
     presets: tuple[str, ...] = ()  # configs/<app>_<preset>.json (and scenes/<stem>_<preset>.json) of this kind
     instant_ngp: bool = True  # instant-ngp loads it (a model of this kind exports as a snapshot)
+    # The simulated NGPC's encoding engine computes it (cube lattice, d-linear weights); other kinds run the GPU
+    # encoding on the NGPC path, rounded at the output.
+    ngpc_engine: bool = True
 
 
 _ENCODINGS: dict[str, EncodingSpec] = {}
@@ -215,4 +218,4 @@ register_encoding(EncodingSpec("dense", ("densegrid", "tiledgrid"), ("dense", "t
 register_encoding(EncodingSpec("simplex", ("simplexhashgrid",), ("simplex",), lookups=lambda n_dims: n_dims + 1,
                                resolution=_simplex_resolution,
                                defines=lambda geom: {"SIMPLEX_SKEW": simplex_skew(geom.n_dims)},
-                               instant_ngp=False))
+                               instant_ngp=False, ngpc_engine=False))

@@ -34,11 +34,13 @@ def level_table(geom: GridGeometry) -> str:
 
 
 def grid_defines(geom: GridGeometry) -> dict[str, int | str]:
-    """The grid's shape, a GRID_<KIND> flag per registered encoding kind (1 for this one) and its kind's
-    constants (floats as exact GLSL literals)."""
-    out: dict[str, int | str] = {"GRID_DIMS": geom.n_dims, "GRID_LEVELS": geom.n_levels, "GRID_F": geom.n_features}
-    out.update({f"GRID_{spec.kind.upper()}": int(spec.kind == geom.kind) for spec in encoding_specs()})
-    for name, value in encoding_spec(geom.kind).defines(geom).items():
+    """The grid's shape, a GRID_<KIND> flag per registered encoding kind (1 for this one), GRID_NGPC_ENGINE (the
+    NGPC's encoding engine computes this kind) and the kind's constants (floats as exact GLSL literals)."""
+    spec = encoding_spec(geom.kind)
+    out: dict[str, int | str] = {"GRID_DIMS": geom.n_dims, "GRID_LEVELS": geom.n_levels, "GRID_F": geom.n_features,
+                                 "GRID_NGPC_ENGINE": int(spec.ngpc_engine)}
+    out.update({f"GRID_{other.kind.upper()}": int(other.kind == geom.kind) for other in encoding_specs()})
+    for name, value in spec.defines(geom).items():
         out[name] = glsl_float(value) if isinstance(value, (float, np.floating)) else value
     return out
 

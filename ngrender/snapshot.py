@@ -435,7 +435,8 @@ def snapshot_root(model: Model, camera=None, background: tuple[float, float, flo
         raise ConfigError(f"a {model.app!r} model has no instant-ngp mode")
     if not encoding_spec(model.geometry.kind).instant_ngp:
         exportable = " and ".join(s.kind for s in encoding_specs() if s.instant_ngp)
-        raise ConfigError(f"instant-ngp has no {model.geometry.kind} grid encoding: only {exportable} grid models export")
+        raise ConfigError(f"instant-ngp has no {model.geometry.kind} grid encoding: only {exportable} grid models "
+                          "export")
     ingp = model.extra.get("ingp", {}) if isinstance(model.extra.get("ingp"), dict) else {}
     config = dict(ingp.get("config") or {})
     config.update(encoding=model.encoding, network=model.network)

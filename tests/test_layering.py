@@ -36,7 +36,7 @@ ALLOWED = {
     "session": {"base", "model", "app_specs", "apps", "render", "scene", "vk"},
     "data": {"base"},
     "train": {"base", "encoding", "model", "app_specs", "reference", "data"},
-    "bench": {"base", "encoding", "model", "app_specs", "reference", "scene", "session", "train"},  # train: PyTorch peers
+    "bench": {"base", "encoding", "model", "app_specs", "scene", "session", "train"},  # train: the PyTorch peers
     "breakdown": {"base", "encoding", "scene", "session"},
     "ngpc": {"base", "encoding", "model", "glsl", "vk", "app_specs", "apps", "render", "scene", "session",
              "reference", "breakdown"},

@@ -82,14 +82,19 @@ def _load_builtins() -> None:
 def app_names() -> tuple[str, ...]:
     """The registered apps, built-ins first (the CLI's and scene files' choices)."""
     _load_builtins()
-    return tuple(_APPS)
+
+    def rank(name: str) -> int:
+        module = _APPS[name].app_class.__module__
+        return BUILTIN_APP_MODULES.index(module) if module in BUILTIN_APP_MODULES else len(BUILTIN_APP_MODULES)
+
+    return tuple(sorted(_APPS, key=rank))  # stable: others in the order they registered
 
 
 def app_spec(name: str) -> AppSpec:
     _load_builtins()
     spec = _APPS.get(name)
     if spec is None:
-        raise ConfigError(f"model is for app {name!r}; this ngrender renders {', '.join(_APPS)}")
+        raise ConfigError(f"model is for app {name!r}; this ngrender renders {', '.join(app_names())}")
     return spec
 
 

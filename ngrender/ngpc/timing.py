@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..encoding import encoding_spec
 from ..errors import ConfigError
 from .arch import Arch
 
@@ -33,7 +34,8 @@ class Workload:
     @classmethod
     def from_model(cls, model, samples: int, bytes_per_value: int = 2) -> "Workload":
         geom = model.geometry
-        corners = geom.n_dims + 1 if geom.kind == "simplex" else 2 ** geom.n_dims
+        spec = encoding_spec(geom.kind)
+        corners = spec.lookups(geom.n_dims)
         levels = tuple(LevelWork(corners, lv.size * geom.n_features * bytes_per_value, geom.n_features)
                        for lv in geom.levels)
         layers = [tuple(w.shape[::-1]) for w in model.layers]
@@ -43,7 +45,7 @@ class Workload:
             layers += [tuple(w.shape[::-1]) for w in model.rgb_layers]
             n_in += 3 * 4
             n_out = 1 + model.rgb_layers[-1].shape[0]  # density and colour go back to the GPU
-        return cls(samples, levels, not any(lv.hashed for lv in geom.levels) and geom.kind != "simplex",
+        return cls(samples, levels, not any(lv.hashed for lv in geom.levels) and spec.ngpc_engine,
                    tuple(layers), n_in + n_out * bytes_per_value)
 
     @property

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..encoding import GridGeometry
+from ..encoding import GridGeometry, encoding_spec
 from .grid import encode_grid, grid_index, level_positions
 from .mlp import apply_activation
 
@@ -20,10 +20,11 @@ def quantize(x: np.ndarray, precision: str) -> np.ndarray:
 def engine_encode(geom: GridGeometry, levels: Sequence[np.ndarray], x: np.ndarray, storage: str = "fp16",
                   accumulate: str = "fp32") -> np.ndarray:
     """(N, d) -> (N, L*F) as the encoding engines: pos_fract, grid_index, interp_weights (each product rounded to
-    the accumulation precision), fetch, weighted accumulation; outputs at the storage precision. The simplex grid
-    (not an NGPC encoding) is the GPU encoding, rounded at the output."""
+    the accumulation precision), fetch, weighted accumulation; outputs at the storage precision. Kinds the
+    engine does not compute (EncodingSpec.ngpc_engine false: the simplex grid) are the GPU encoding, rounded at the
+    output."""
     x = np.asarray(x, dtype=np.float32)
-    if geom.kind == "simplex":
+    if not encoding_spec(geom.kind).ngpc_engine:
         return quantize(encode_grid(geom, levels, x), storage)
     n, d = x.shape
     out = np.zeros((n, geom.n_levels, geom.n_features), dtype=np.float32)

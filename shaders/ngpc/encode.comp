@@ -4,8 +4,8 @@
 // fraction), grid_index (dense index, or hash with the modulo as a mask: T is a power of two), interp_weights
 // (d-linear), feature fetch from the level's grid SRAM, and weighted accumulation, at the configured precision.
 // Output goes to the MLP engine's input buffer, level-major. ENCODE_PER_LEVEL 1: one engine per level (hash
-// grids); 0: every level per invocation (dense grids are parallelised over inputs). The simplex grid is not an
-// NGPC encoding: it runs the GPU code, rounded at the output.
+// grids); 0: every level per invocation (dense grids are parallelised over inputs). Kinds the engine does not
+// compute (GRID_NGPC_ENGINE 0: the simplex grid) run the GPU code, rounded at the output.
 layout(local_size_x = 64) in;
 
 #define GRID_BINDING 0
@@ -18,7 +18,7 @@ layout(std430, set = 0, binding = 9) writeonly restrict buffer Features { float 
 #include "precision.glsl"
 
 void engine_level(const int l, gvec x, out float v[GRID_F]) {
-#if GRID_SIMPLEX
+#if !GRID_NGPC_ENGINE
     grid_encode_level(l, x, v);
 #else
     [[unroll]] for (int f = 0; f < GRID_F; ++f) v[f] = 0.0;
