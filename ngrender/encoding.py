@@ -29,7 +29,6 @@ from .errors import ConfigError
 HASH_PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737)
 
 
-
 @dataclass(frozen=True)
 class Level:
     """One resolution level of a multi-resolution grid."""
@@ -95,7 +94,7 @@ class EncodingSpec:
     shaders/lib/grid.glsl (``#if GRID_<KIND>``), reference/grid.py and train/torch_field.py (docs/extending.md)."""
 
     kind: str  # GridGeometry.kind
-    otypes: tuple[str, ...]  # tiny-cuda-nn / instant-ngp encoding otypes (lower case) that select it
+    otypes: tuple[str, ...]  # tiny-cuda-nn / instant-ngp encoding otypes that select it (any case in a config)
     grid_types: tuple[str, ...] = ()  # values of otype "Grid"'s "type" (lower case) that select it
     hashed: bool = True  # a level over the table size T is hashed (else stored dense at any size)
     lookups: Callable[[int], int] = lambda n_dims: 2 ** n_dims  # table entries read per level and sample
@@ -172,10 +171,10 @@ def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
             raise ConfigError(f"grid type {grid_type!r} is not supported "
                               f"({', '.join(t.capitalize() for s in specs for t in s.grid_types[:1])})")
     else:
-        spec = next((s for s in specs if otype in s.otypes), None)
+        spec = next((s for s in specs if otype in (o.lower() for o in s.otypes)), None)
         if spec is None:
             raise ConfigError(f"encoding otype {encoding.get('otype')!r} is not a grid encoding (expected one of "
-                              f"{', '.join(_OTYPE_NAMES.get(o, o) for s in specs for o in s.otypes)}, Grid)")
+                              f"{', '.join(o for s in specs for o in s.otypes)}, Grid)")
     kind = spec.kind
     interpolation = validate.string(encoding.get("interpolation", "Linear"), "encoding.interpolation")
     if interpolation.lower() != "linear":
@@ -206,16 +205,12 @@ def grid_geometry(encoding: Mapping[str, Any], n_dims: int) -> GridGeometry:
     return GridGeometry(kind, n_dims, n_levels, n_features, log2_t, base, b, tuple(levels))
 
 
-# tiny-cuda-nn's spelling of the otypes, for error messages
-_OTYPE_NAMES = {"hashgrid": "HashGrid", "densegrid": "DenseGrid", "tiledgrid": "TiledGrid",
-                "simplexhashgrid": "SimplexHashGrid"}
-
-register_encoding(EncodingSpec("hash", ("hashgrid",), ("hash",), presets=("hash",)))
+register_encoding(EncodingSpec("hash", ("HashGrid",), ("hash",), presets=("hash",)))
 # TiledGrid is tiny-cuda-nn's dense grid with a tiled memory layout: the same values, so a dense grid here. The
 # low-resolution dense preset is a dense grid with per-level scale 1.
-register_encoding(EncodingSpec("dense", ("densegrid", "tiledgrid"), ("dense", "tiled"), hashed=False,
+register_encoding(EncodingSpec("dense", ("DenseGrid", "TiledGrid"), ("dense", "tiled"), hashed=False,
                                presets=("dense", "lowres")))
-register_encoding(EncodingSpec("simplex", ("simplexhashgrid",), ("simplex",), lookups=lambda n_dims: n_dims + 1,
+register_encoding(EncodingSpec("simplex", ("SimplexHashGrid",), ("simplex",), lookups=lambda n_dims: n_dims + 1,
                                resolution=_simplex_resolution,
                                defines=lambda geom: {"SIMPLEX_SKEW": simplex_skew(geom.n_dims)},
                                instant_ngp=False, ngpc_engine=False))

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from . import validate
-from .errors import ConfigError
 from .apps.registry import app_names, app_spec
 from .apps.views import VARIANTS
+from .errors import ConfigError
 from .fileio import read_json
 from .limits import MAX_SIDE
 
@@ -71,7 +71,7 @@ def scene_from_data(data: Any, path: Path) -> Scene:
 def default_scene(model, model_file: str) -> dict:
     """The scene a trainer writes beside its model: the app's default view at a size that suits the app
     (``model``: a Model, or the ModelHeader of a model file)."""
-    if "source_size" in model.extra:  # a model fitted to an image: that image's aspect, at most 1024 wide
+    if "source_size" in model.extra:  # a model fitted to an image: its aspect, longest side <= 1024
         w, h = model.extra["source_size"]
         scale = min(1.0, 1024 / max(w, h))
         width, height = max(1, round(w * scale)), max(1, round(h * scale))

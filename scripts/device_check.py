@@ -151,7 +151,7 @@ def fmt(value, spec: str = ".1f", none: str = "-") -> str:
 
 def scene_list(quick: bool) -> list[dict]:
     """The default scenes: every app x encoding (``--quick``: the hash-grid scene of every app)."""
-    from ngrender.bench import scene_for
+    from ngrender.scene import scene_for
 
     out = []
     for app in APPS:
@@ -164,7 +164,7 @@ def scene_list(quick: bool) -> list[dict]:
 
 
 def variant_list() -> list[str]:
-    from ngrender.apps.field import VARIANTS
+    from ngrender.apps.views import VARIANTS
 
     return [v for v in VARIANTS if v != "auto"]
 
@@ -440,7 +440,7 @@ def frame_stats(session, width: int, height: int, repeats: int, view=None) -> di
 
 
 def child_timing(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
-    from ngrender.bench import scene_for
+    from ngrender.scene import scene_for
 
     rows: list[dict] = []
     rec.result = {"repeats": cfg["timing_repeats"], "frames": cfg["frames"], "frame_labels": cfg["frame_labels"],
@@ -477,7 +477,7 @@ def child_breakdown(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
     """ngrender.breakdown.measure's numbers on a width x height frame: per pipeline (fused, unfused, fused-rest)
     the median of the class times (encoding, mlp, rest) from timestamps."""
     from ngrender import breakdown as bd
-    from ngrender.bench import scene_for
+    from ngrender.scene import scene_for
 
     w, h = cfg["breakdown_frame"]
     repeats = cfg["breakdown_repeats"]
@@ -536,7 +536,8 @@ def child_peer(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
         rec.status = "skipped"
         rec.notes.append(f"skipped: the PyTorch peer needs torch ({type(exc).__name__}: {exc})")
         return
-    from ngrender.bench import reference_renderer, scene_for
+    from ngrender.bench import reference_renderer
+    from ngrender.scene import scene_for
 
     torch_device = "cuda" if torch.cuda.is_available() and not cfg["local"] else "cpu"
     rows: list[dict] = []
