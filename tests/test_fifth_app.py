@@ -3,13 +3,14 @@
 and the CLI's names like the built-in apps, and rendered on the GPU like its NumPy reference."""
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 
 import numpy as np
 import pytest
 
-import fifth_app  # registers the app "sdf2d"
-from ngrender.apps import app_names, app_spec
+from ngrender.apps import app_names, app_spec, registry
 from ngrender.errors import ConfigError
 from ngrender.scene import load_scene
 from ngrender.session import RenderSession
@@ -25,10 +26,22 @@ def assert_close_images(got: np.ndarray, want: np.ndarray, max_share: float) -> 
         assert diff.max() <= 1, f"max abs diff {diff.max()}"
 
 
-def test_the_fifth_app_is_registered_beside_the_built_ins():
-    assert app_names()[:4] == ("gigapixel", "sdf", "volume", "nerf")
+@pytest.fixture
+def fifth_app():
+    """The documented path: importing the app's module registers it. For each test here only: the rest of the suite
+    sees the built-in apps alone."""
+    app_names()  # the built-ins first
+    saved = dict(registry._APPS)
+    sys.modules.pop("fifth_app", None)
+    yield importlib.import_module("fifth_app")
+    registry._APPS.clear()
+    registry._APPS.update(saved)
+
+
+def test_the_fifth_app_is_registered_beside_the_built_ins(fifth_app):
+    assert app_names() == ("gigapixel", "sdf", "volume", "nerf", "sdf2d")
     spec = app_spec("sdf2d")
-    assert "sdf2d" in app_names() and spec is fifth_app.SPEC
+    assert spec is fifth_app.SPEC
     assert spec.app_class is fifth_app.Sdf2dApp and spec.view_class is fifth_app.Sdf2dView
     assert dict(spec.modes) == {"distance": 0, "inside": 1}
     assert spec.reference_render() is fifth_app.render
@@ -38,7 +51,7 @@ def test_the_fifth_app_is_registered_beside_the_built_ins():
 
 
 @pytest.mark.parametrize("mode, max_share", [("distance", 1e-3), ("inside", 0.01)])
-def test_the_fifth_app_renders_like_its_reference(model_factory, mode, max_share):
+def test_the_fifth_app_renders_like_its_reference(fifth_app, model_factory, mode, max_share):
     model = model_factory("hash", app="sdf2d", n_in=2, n_out=1)
     with RenderSession(model, validation=True, tile=(40, 32)) as session:
         view = session.view(mode=mode)
@@ -51,7 +64,7 @@ def test_the_fifth_app_renders_like_its_reference(model_factory, mode, max_share
     assert stats.tiles == 4 and stats.samples == int(evaluations.sum())
 
 
-def test_a_scene_file_names_the_fifth_app(tmp_path, model_factory):
+def test_a_scene_file_names_the_fifth_app(fifth_app, tmp_path, model_factory):
     model = model_factory("dense", app="sdf2d", n_in=2, n_out=1)
     model.save(tmp_path / "sdf2d.safetensors")
     scene_path = tmp_path / "sdf2d.json"
@@ -69,3 +82,8 @@ def test_a_scene_file_names_the_fifth_app(tmp_path, model_factory):
         with RenderSession.from_scene(scene_path) as session:
             session.view()
     assert load_scene(scene_path).app == "sdf2d"
+
+
+def test_the_rest_of_the_suite_sees_the_built_in_apps_alone():
+    """Runs after the fixture of the tests above is torn down (pytest runs a module's tests in file order)."""
+    assert app_names() == ("gigapixel", "sdf", "volume", "nerf")
