@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..apps.views import DEFAULT_CONE_ANGLE, NERF_MODES as MODES, NerfView, cone_angle  # noqa: F401 (the view's home)
+from ..apps.views import DEFAULT_CONE_ANGLE, NERF_MODES as MODES, NerfView, cone_angle  # noqa: F401 (train/nerf.py)
 from ..model import Model
 from .camera import camera_rays, unit_box_hits
 from .output import heat_map, to_uint8
@@ -23,6 +23,8 @@ from .grid import encode_grid
 from .mlp import mlp_forward
 
 MAX_CONE_DT = np.float32(np.sqrt(3.0))  # instant-ngp's largest cone step (its sqrt(3)/1024 * 2^7 * 1024/128)
+
+
 def step_size(t: np.ndarray, cone: np.float32, dt_min: np.float32) -> np.ndarray:
     """dt(t) = clamp(t * cone_angle, dt_min, sqrt(3)) in float32 (the shader's calc_dt)."""
     return np.minimum(np.maximum((t * cone).astype(np.float32), dt_min), MAX_CONE_DT).astype(np.float32)

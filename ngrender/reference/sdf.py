@@ -5,7 +5,6 @@ The loop is the shader's, step for step: one network evaluation per iteration, f
 tetrahedron samples of the normal (``n = sum_k e_k * sdf(p + h e_k)``, h = ``normal_h``)."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..apps.views import SDF_MODES as MODES, SdfView

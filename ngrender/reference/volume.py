@@ -2,7 +2,6 @@
 compositing and early termination. Deterministic: samples at t_near + (i + 1/2) dt, dt = sqrt(3) / n_steps."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..apps.views import VOLUME_MODES as MODES, VolumeView
@@ -10,7 +9,6 @@ from ..model import Model
 from .camera import primary_rays
 from .output import heat_map, to_uint8
 from .field import Network, field_network
-
 
 
 def render(model: Model, width: int, height: int, view: VolumeView,
