@@ -52,7 +52,6 @@ ALLOWED = {
 KNOWN_EXCEPTIONS = {
     ("ngrender.apps.wavefront", "ngrender.ngpc.arch"),  # part wavefront: the NGPC path becomes a subclass in ngpc/
     ("ngrender.apps.wavefront", "ngrender.ngpc.timing"),  # part wavefront, as above
-    ("ngrender.vk.overlay", "ngrender.shaders"),  # part vklife: the ImGui pass moves to viewer/
 }
 
 
