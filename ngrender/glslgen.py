@@ -7,14 +7,9 @@ from typing import Sequence
 import numpy as np
 
 from .encoding import GridGeometry, encoding_spec, encoding_specs
+from .shader_interface import OUTPUT_ACTIVATIONS, glsl_float
 
-ACTIVATIONS = ("none", "relu", "sigmoid", "exponential")
-
-
-def glsl_float(value: float) -> str:
-    """A GLSL float literal that reads back as the same float32."""
-    text = f"{float(np.float32(value)):.9g}"
-    return text if any(ch in text for ch in ".en") else text + ".0"
+ACTIVATIONS = tuple(OUTPUT_ACTIVATIONS)
 
 
 def level_table(geom: GridGeometry) -> str:

@@ -16,6 +16,7 @@ from typing import Mapping
 from .cache import cache_dir
 from .errors import NgrenderError, ShaderCompileError
 from .fileio import write_bytes
+from .shader_interface import generated_includes as interface_includes
 
 SHADER_ROOT = Path(__file__).resolve().parent.parent / "shaders"
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
@@ -42,13 +43,14 @@ def expand(path: str | Path, defines: Mapping[str, object] | None = None,
            generated: Mapping[str, str] | None = None) -> Source:
     """Read a shader, insert defines after #version and resolve #include (each file once).
 
-    Includes are looked up in ``generated`` (name -> code made at run time, e.g. baked weights), then next to
-    the including file, then in ``shaders/lib/``.
+    Includes are looked up in ``generated`` (name -> code made at run time, e.g. baked weights), then in the
+    declared interface (shader_interface.generated_includes: bindings, push blocks, shared constants), then
+    next to the including file, then in ``shaders/lib/``.
     """
     path = Path(path)
     if not path.is_absolute() and not path.exists():
         path = SHADER_ROOT / path
-    generated = dict(generated or {})
+    generated = {**interface_includes(), **(generated or {})}
     lines: list[str] = []
     origins: list[tuple[str, int]] = []
     seen: set[str] = set()

@@ -1,11 +1,10 @@
 """Runs shaders/unit/field.comp: one stage of a neural field on the GPU, for comparison with the reference."""
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 
 from ngrender.apps.field import FieldResources
+from ngrender.shader_interface import BINDINGS, PUSH_BLOCKS
 from ngrender.shaders import compile_shader
 from ngrender.vk.compute import compute_barrier, create_bound_pipeline
 from ngrender.vk.resources import STORAGE, Buffer
@@ -29,14 +28,13 @@ def run_field_stage(device, model, variant: str, mode: str, inputs: np.ndarray) 
         defines = field.defines()
         defines["UNIT_MODE"] = MODES[mode]
         spirv = compile_shader("unit/field.comp", defines, field.generated())
-        bindings = field.bindings()
-        bindings[1] = (STORAGE, src)
-        bindings[3] = (STORAGE, dst)
-        pipe = create_bound_pipeline(device, spirv, bindings, push_size=4, label=f"unit_{mode}")
+        bindings = {**field.bindings(), **dict([BINDINGS["inputs"].bind(src), BINDINGS["outputs"].bind(dst)])}
+        push = PUSH_BLOCKS["unit"]
+        pipe = create_bound_pipeline(device, spirv, bindings, push_size=push.size, label=f"unit_{mode}")
         owned.append(pipe)
 
         def record(cmd):
-            pipe.record(cmd, (-(-n // 64), 1, 1), struct.pack("<I", n))
+            pipe.record(cmd, (-(-n // 64), 1, 1), push.pack({"count": n}))
             compute_barrier(device, cmd)
 
         device.submit(record)

@@ -3,7 +3,6 @@ kernel (one dispatch per tile) or the unfused pipelines' stages (apps/wavefront.
 from __future__ import annotations
 
 import dataclasses
-import struct
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -13,6 +12,7 @@ from .. import validate
 from ..errors import ConfigError
 from ..limits import check_device_buffer
 from ..model import Model
+from ..shader_interface import BINDINGS, PushBlock
 from ..shaders import compile_shader
 from ..vk.compute import create_bound_pipeline
 from ..vk.device import Device
@@ -26,12 +26,11 @@ MLP_DISPATCHES = ("network", "layer", "coopmat")
 UNFUSED_MAX_TILE = (512, 512)
 
 WORKGROUP = 8
-OUTPUT_BINDING = 1
 
 
 class App:
-    """Subclasses set ``name``, ``shader`` (the fused kernel), ``push`` (a struct.Struct matching the push block
-    of shaders/lib/ray_<name>.glsl), ``n_input_dims``/``n_output_dims``, ``samples_per_step`` (samples a ray
+    """Subclasses set ``name``, ``shader`` (the fused kernel), ``push`` (the app's declared push block,
+    shader_interface.PUSH_BLOCKS), ``n_input_dims``/``n_output_dims``, ``samples_per_step`` (samples a ray
     may take before it consumes a result), ``view_class`` (+ ``modes``, ``view_rules``) and implement
     ``push_values``.
 
@@ -44,7 +43,7 @@ class App:
 
     name = "app"
     shader = ""
-    push: struct.Struct
+    push: PushBlock
     n_input_dims = 0
     n_output_dims = 0
     samples_per_step = 1
@@ -75,7 +74,7 @@ class App:
             if pipeline == "fused":
                 spirv = compile_shader(self.shader, self.defines(), self.field.generated())
                 bindings = self.field.bindings()
-                bindings[OUTPUT_BINDING] = (STORAGE, self.output)
+                bindings.update([BINDINGS["out_rgba"].bind(self.output)])
                 self.pipeline = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
             else:
                 from .wavefront import Wavefront
@@ -137,7 +136,7 @@ class App:
 
 
     def push_values(self, view, frame: tuple[int, int], origin: tuple[int, int],
-                    size: tuple[int, int]) -> tuple:  # pragma: no cover - overridden
+                    size: tuple[int, int]) -> dict[str, Any]:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def samples(self, width: int, height: int) -> int:
@@ -148,7 +147,7 @@ class App:
                  size: tuple[int, int], stats) -> None:
         """Render one tile into the output buffer; ``submit(record)`` runs ``record(recording)`` on the device
         with timed dispatches (vk.timing.TimedCommands) and adds them to ``stats``."""
-        push = self.push.pack(*self.push_values(view, frame, origin, size))
+        push = self.push.pack(self.push_values(view, frame, origin, size))
         if self.wavefront is not None:
             self.wavefront.run_tile(submit, push, size, stats)
             return
@@ -166,7 +165,7 @@ class App:
         self.wavefront = self.pipeline = self.output = self.field = None
 
 
-def camera_push(camera: Camera, w: tuple[float, float, float, float]) -> tuple[float, ...]:
-    """The 3D kernels' first 64 push bytes: camera x, y, z axes and origin as vec4s, with ``w`` in the .w slots."""
+def camera_push(camera: Camera) -> dict[str, tuple[float, float, float]]:
+    """The 3D push blocks' camera fields: x, y, z axes and origin in world space."""
     c2w = camera.c2w
-    return tuple(v for i in range(4) for v in (*c2w[:3, i], w[i]))
+    return {name: tuple(c2w[:3, i]) for i, name in enumerate(("cam_x", "cam_y", "cam_z", "cam_o"))}

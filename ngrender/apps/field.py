@@ -17,6 +17,7 @@ from ..encoding import GridGeometry
 from ..errors import ConfigError
 from ..limits import MAX_BAKED_WEIGHTS, check_device_buffer
 from ..model import Model
+from ..shader_interface import BINDINGS
 from ..vk.device import Device
 from ..vk.live import Owner
 from ..vk.resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
@@ -78,8 +79,8 @@ def _texel_format(n_features: int, half: bool) -> str:
 class FieldResources(Owner):
     """Uploads one model's grid and MLP; gives the shader its bindings, defines and generated includes.
 
-    Bindings: GRID_BINDING = 0 (texel view or storage buffer); buffered only, MLP_BINDING = 2 (uniform, every
-    network); NeRF only, OCCUPANCY_BINDING = 3 (r8ui texel view). Networks: ``mlp_forward`` (the model's
+    Bindings (shader_interface.BINDINGS): the grid (texel view or storage buffer); buffered and shared only, the
+    MLP weights (every network; uniform, or storage for shared); NeRF only, the occupancy (r8ui texel view). Networks: ``mlp_forward`` (the model's
     network) and, for NeRF, ``rgb_forward`` (the colour network).
     """
 
@@ -166,12 +167,13 @@ class FieldResources(Owner):
         return '#include "mlp_uniform.glsl"\n' + glslgen.buffered_mlp(layers, activation, name, vec4_offset)
 
     def bindings(self) -> dict[int, tuple[str, object]]:
-        """{binding: (role, resource)} of the field's bindings."""
+        """{slot: (role, resource)} of the field's bindings."""
         if self.variant == "baked":
-            out = {0: (TEXEL, self.grid)}
+            out = dict([BINDINGS["grid_tex"].bind(self.grid)])
         else:
-            out = {0: (STORAGE, self.grid), 2: (STORAGE if self.variant == "shared" else UNIFORM, self.weights)}
+            weights = BINDINGS[("mlp_g_half" if self.half else "mlp_g_float") if self.variant == "shared" else "mlp_w4"]
+            out = dict([BINDINGS["grid_words"].bind(self.grid), weights.bind(self.weights)])
         if self.occupancy is not None:
-            out[3] = (TEXEL, self.occupancy)
+            out.update([BINDINGS["occupancy"].bind(self.occupancy)])
         return out
 

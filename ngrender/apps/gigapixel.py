@@ -1,8 +1,7 @@
 """Gigapixel image app (GIA): a 2D grid encoding + MLP mapping image-plane coordinates to RGB."""
 from __future__ import annotations
 
-import struct
-
+from ..shader_interface import PUSH_BLOCKS
 from .base import App
 from .registry import AppSpec, register_app
 from .views import GigapixelView, pixel_step
@@ -13,13 +12,13 @@ class GigapixelApp(App):
 
     name = "gigapixel"
     shader = "fused/gigapixel.comp"
-    push = struct.Struct("<2i2i2f2ff")  # matches `Push` in the shader
+    push = PUSH_BLOCKS["gigapixel"]
     n_input_dims, n_output_dims = 2, 3
     view_class = GigapixelView
 
-    def push_values(self, view: GigapixelView, frame, origin, size) -> tuple:
-        du, dv = pixel_step(frame[0], frame[1], view.window)
-        return (*origin, *size, view.window[0], view.window[1], du, dv, view.background)
+    def push_values(self, view: GigapixelView, frame, origin, size) -> dict:
+        return {"tile_origin": origin, "tile_size": size, "window_origin": view.window[:2],
+                "pixel_step": pixel_step(frame[0], frame[1], view.window), "background": view.background}
 
 
 register_app(AppSpec("gigapixel", GigapixelApp, reference="ngrender.reference.gigapixel:render_view",

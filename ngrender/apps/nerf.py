@@ -1,10 +1,9 @@
 """NeRF app: instant-ngp's radiance field (hash grid + density MLP + SH + colour MLP) with occupancy skipping."""
 from __future__ import annotations
 
-import struct
-
 from ..errors import ConfigError
 from ..model import Model
+from ..shader_interface import PUSH_BLOCKS
 from .views import NERF_MODES as MODES, NerfView, cone_angle
 from .base import App, camera_push
 from .registry import AppSpec, register_app
@@ -15,7 +14,7 @@ class NerfApp(App):
 
     name = "nerf"
     shader = "fused/nerf.comp"
-    push = struct.Struct("<4f4f4f4f2i2i2iffii8x4f")  # matches `Push` in the shader (128 bytes)
+    push = PUSH_BLOCKS["nerf"]
     samples_per_step = 8  # instant-ngp's largest number of steps between compactions
     n_input_dims, n_output_dims = 3, 16
     view_class, modes = NerfView, MODES
@@ -38,11 +37,12 @@ class NerfApp(App):
             out.update(AABB_SCALE=self.model.aabb_scale, NERF_CASCADES=self.model.occupancy_cascades)
         return out
 
-    def push_values(self, view: NerfView, frame, origin, size) -> tuple:
-        w = (view.depth_far, view.min_transmittance, float(view.dt), float(view.use_occupancy))
-        return (*camera_push(view.camera, w), *frame, *origin, *size, view.camera.focal(frame[0]),
-                float(cone_angle(view, self.model)),
-                view.n_steps, MODES[view.mode], *view.background, 1.0)
+    def push_values(self, view: NerfView, frame, origin, size) -> dict:
+        return {**camera_push(view.camera), "depth_far": view.depth_far, "min_transmittance": view.min_transmittance,
+                "dt": float(view.dt), "use_occupancy": float(view.use_occupancy), "frame": frame,
+                "tile_origin": origin, "tile_size": size, "focal": view.camera.focal(frame[0]),
+                "cone_angle": float(cone_angle(view, self.model)), "n_steps": view.n_steps,
+                "mode": MODES[view.mode], "background": (*view.background, 1.0)}
 
 
 register_app(AppSpec("nerf", NerfApp, reference="ngrender.reference.nerf:render",

@@ -1,8 +1,7 @@
 """Neural volume app (NVR): a 3D grid encoding + MLP giving RGB + density, rendered by ray marching."""
 from __future__ import annotations
 
-import struct
-
+from ..shader_interface import PUSH_BLOCKS
 from .views import VOLUME_MODES as MODES, VolumeView
 from .base import App, camera_push
 from .registry import AppSpec, register_app
@@ -13,7 +12,7 @@ class VolumeApp(App):
 
     name = "volume"
     shader = "fused/volume.comp"
-    push = struct.Struct("<4f4f4f4f2i2i2iffii8x4f")  # matches `Push` in the shader (128 bytes)
+    push = PUSH_BLOCKS["volume"]
     samples_per_step = 8  # instant-ngp's largest number of steps between compactions
     n_input_dims, n_output_dims = 3, 4
     view_class, modes = VolumeView, MODES
@@ -21,10 +20,11 @@ class VolumeApp(App):
                   "density_scale": (lambda v: v >= 0, ">= 0"),
                   "min_transmittance": (lambda v: 0 <= v < 1, "in [0, 1)")}
 
-    def push_values(self, view: VolumeView, frame, origin, size) -> tuple:
-        w = (view.density_scale, view.min_transmittance, float(view.dt), 0.0)
-        return (*camera_push(view.camera, w), *frame, *origin, *size, view.camera.focal(frame[0]), 0.0,
-                view.n_steps, MODES[view.mode], *view.background, 1.0)
+    def push_values(self, view: VolumeView, frame, origin, size) -> dict:
+        return {**camera_push(view.camera), "density_scale": view.density_scale,
+                "min_transmittance": view.min_transmittance, "dt": float(view.dt), "frame": frame,
+                "tile_origin": origin, "tile_size": size, "focal": view.camera.focal(frame[0]),
+                "n_steps": view.n_steps, "mode": MODES[view.mode], "background": (*view.background, 1.0)}
 
 
 register_app(AppSpec("volume", VolumeApp, reference="ngrender.reference.volume:render",

@@ -18,8 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-from .. import glslgen
+from .. import glslgen, shader_interface
 from ..errors import ConfigError
+from ..shader_interface import BINDINGS
 from ..shaders import compile_shader
 from ..vk.compute import create_bound_pipeline
 from ..vk.resources import STORAGE, Buffer
@@ -27,11 +28,18 @@ from ..vk.resources import STORAGE, Buffer
 GROUP = 64
 ENCODE_DISPATCHES = ("auto", "level", "sample")
 RAY_BYTES = 64  # every ray_<app>.glsl keeps its Ray within four vec4s
-CONTROL_FIELDS = ("n_in", "n_out", "k_in", "k_out", "samples_in", "samples_out", "list_in", "list_out",
-                  "n_samples", "first")
+CONTROL_FIELDS = tuple(name for name, _ in shader_interface.CONTROL_FIELDS)
 
-# Bindings of shaders/unfused/*.comp (0-3 are the field's and the output's, see apps/field.py).
-CONTROL, RAYS, FLAGS, LISTS, SAMPLES, IN_A, IN_B, NET_OUT, NET_DENSITY, NGPC_WEIGHTS = 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+
+def _bind(**resources) -> dict[int, tuple[str, object]]:
+    """Pipeline bindings from declared binding names (shader_interface.BINDINGS); None: not bound."""
+    return dict(BINDINGS[name].bind(res) for name, res in resources.items() if res is not None)
+
+
+def _field_bindings(field, part: str) -> dict[int, tuple[str, object]]:
+    """The field's grid or MLP-weights binding (none for weights of the baked variant)."""
+    slot = shader_interface.Slot.GRID if part == "grid" else shader_interface.Slot.WEIGHTS
+    return {s: b for s, b in field.bindings().items() if s == slot}
 
 
 def _groups(n: int) -> int:
@@ -96,27 +104,27 @@ class Wavefront:
 
     def _build_stages(self, field, buffer: Callable[[int], Buffer]) -> None:
         app = self.app
-        shared = {CONTROL: (STORAGE, self.control), SAMPLES: (STORAGE, self.samples)}
-        rest = {**shared, 1: (STORAGE, app.output), RAYS: (STORAGE, self.rays), FLAGS: (STORAGE, self.flags),
-                LISTS: (STORAGE, self.lists), NET_OUT: (STORAGE, self.net_out)}
+        shared = _bind(ctl=self.control, samples=self.samples)
+        rest = {**shared, **_bind(out_rgba=app.output, rays=self.rays, ray_flags=self.flags, lists=self.lists,
+                                 net_out=self.net_out)}
         if field.occupancy is not None:
-            rest[3] = field.bindings()[3]
+            rest.update(_bind(occupancy=field.occupancy))
         if self.nerf:
             self.density_out = buffer(app.model.layers[-1].shape[0] * self.capacity * 4)
             self.sh_features = buffer(app.model.sh_degree ** 2 * self.capacity * 4)
-            rest[NET_DENSITY] = (STORAGE, self.density_out)
+            rest.update(_bind(net_density=self.density_out))
         app_code = {"generated/app.glsl": f'#include "ray_{app.name}.glsl"\n'}
         names = ("rest_fused",) if app.pipeline_name in ("fused-rest", "ngpc") else \
             ("ray_init", "generate", "composite", "compact", "shade")
         self.rest = {name: self._kernel(name, f"rest/{name}", rest, app_code, app.push.size) for name in names}
 
         self.encode = self._kernel("ngpc/encode.comp" if self.ngpc else "encode", "encoding/grid",
-                                   {**shared, 0: field.bindings()[0], IN_A: (STORAGE, self.features)},
+                                   {**shared, **_field_bindings(field, "grid"), **_bind(features=self.features)},
                                    field.generated(networks=False),
                                    defines={"ENCODE_PER_LEVEL": int(self.encode_per_level)})
         self.sh = None
         if self.nerf:
-            self.sh = self._kernel("sh_encode", "encoding/sh", {**shared, IN_B: (STORAGE, self.sh_features)}, {})
+            self.sh = self._kernel("sh_encode", "encoding/sh", {**shared, **_bind(encoded=self.sh_features)}, {})
         self._build_mlps(field, buffer)
 
     def _build_mlps(self, field, buffer: Callable[[int], Buffer]) -> None:
@@ -153,11 +161,8 @@ class Wavefront:
                 n_in_b = self.app.model.sh_degree ** 2 if first and src[1] is not None else 0
                 code = '#include "activation.glsl"\n' + field.network_code(
                     chunk, chunk_act, "net_forward", field.vec4_offset(function, index or 0))
-                bindings = {CONTROL: (STORAGE, self.control), IN_A: (STORAGE, src[0]), NET_OUT: (STORAGE, dst)}
-                if src[1] is not None:
-                    bindings[IN_B] = (STORAGE, src[1])
-                if field.weights is not None:
-                    bindings[2] = field.bindings()[2]
+                bindings = _bind(ctl=self.control, in_a=src[0], in_b=src[1], net_y=dst)
+                bindings.update(_field_bindings(field, "weights"))
                 name = f"mlp/{label}" if index is None else f"mlp/{label}.{index}"
                 defines = {"NET_IN_A": chunk[0].shape[1] - n_in_b, "NET_IN_B": n_in_b, "NET_OUT": chunk[-1].shape[0]}
                 self.mlp_stages.append((name, self._kernel("mlp", name, bindings, {"generated/net.glsl": code},
@@ -171,9 +176,7 @@ class Wavefront:
         w = buffer(weights.nbytes)
         w.write(weights)
         n_in_b = self.app.model.sh_degree ** 2 if in_b is not None else 0
-        bindings = {CONTROL: (STORAGE, self.control), IN_A: (STORAGE, in_a), NET_OUT: (STORAGE, out), 2: (STORAGE, w)}
-        if in_b is not None:
-            bindings[IN_B] = (STORAGE, in_b)
+        bindings = _bind(ctl=self.control, in_a=in_a, in_b=in_b, net_y=out, w_words=w)
         defines = {"NET_IN_A": layers[0].shape[1] - n_in_b, "NET_IN_B": n_in_b, "NET_OUT": layers[-1].shape[0],
                    "NET_ACT": f"act_{activation}", "COOPMAT": int(self.device.cooperative_matrix)}
         return self._kernel("coopmat/mlp.comp", f"mlp/{label}", bindings, {"generated/coopmat_layers.glsl": table},
@@ -199,10 +202,7 @@ class Wavefront:
                           table("LAYER_OUT", [w.shape[0] for w in layers]), table("LAYER_OFFSET", offsets),
                           f"float output_act(float v) {{ return act_{activation}(v); }}"]) + "\n"
         n_in_b = self.app.model.sh_degree ** 2 if in_b is not None else 0
-        bindings = {CONTROL: (STORAGE, self.control), IN_A: (STORAGE, in_a), NET_OUT: (STORAGE, out),
-                    NGPC_WEIGHTS: (STORAGE, weights)}
-        if in_b is not None:
-            bindings[IN_B] = (STORAGE, in_b)
+        bindings = _bind(ctl=self.control, in_a=in_a, in_b=in_b, net_y=out, weights=weights)
         defines = {"NET_IN_A": layers[0].shape[1] - n_in_b, "NET_IN_B": n_in_b, "NET_OUT": layers[-1].shape[0]}
         return self._kernel("ngpc/mlp.comp", f"mlp/{label}", bindings, {"generated/layers.glsl": code},
                             defines=defines)

@@ -18,11 +18,11 @@
 layout(local_size_x = 64) in;
 
 #include "../unfused/control.glsl"
-layout(std430, set = 0, binding = 9) readonly restrict buffer InA { float in_a[]; };
+#include "generated/bind_in_a.glsl"
 #if NET_IN_B > 0
-layout(std430, set = 0, binding = 10) readonly restrict buffer InB { float in_b[]; };
+#include "generated/bind_in_b.glsl"
 #endif
-layout(std430, set = 0, binding = 11) writeonly restrict buffer Out { float net_y[]; };
+#include "generated/bind_net_y.glsl"
 #include "activation.glsl"
 // generated: N_LAYERS, K_MAX, N_MAX, LAYER_K[], LAYER_N[], LAYER_W[] (offsets in halves)
 #include "generated/coopmat_layers.glsl"
@@ -31,12 +31,12 @@ layout(std430, set = 0, binding = 11) writeonly restrict buffer Out { float net_
 #define NET_IN (NET_IN_A + NET_IN_B)
 
 #if COOPMAT
-layout(std430, set = 0, binding = 2) readonly restrict buffer Weights { float16_t w16[]; };
+#include "generated/bind_w16.glsl"
 shared float16_t xs[ROWS * K_MAX];
 float16_t to_half(float v) { return float16_t(v); }
 float from_half(float16_t v) { return float(v); }
 #else
-layout(std430, set = 0, binding = 2) readonly restrict buffer Weights { uint w_words[]; };
+#include "generated/bind_w_words.glsl"
 shared float xs[ROWS * K_MAX];   // values rounded to fp16, kept as float (no 16-bit features needed)
 float to_half(float v) { return unpackHalf2x16(packHalf2x16(vec2(v, 0.0))).x; }
 float from_half(float v) { return v; }

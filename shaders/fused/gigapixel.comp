@@ -4,8 +4,6 @@
 // per tile. The kernel variant (baked weights + texel-buffer grid, or buffered) comes in generated/variant.glsl.
 layout(local_size_x = 8, local_size_y = 8) in;
 
-#define GRID_BINDING 0
-#define MLP_BINDING 2
 #include "ray_gigapixel.glsl"
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"

@@ -5,8 +5,6 @@
 // lib/ray_nerf.glsl). One network evaluation per loop iteration, so the lanes of a SIMD group evaluate together.
 layout(local_size_x = 8, local_size_y = 8) in;
 
-#define GRID_BINDING 0
-#define MLP_BINDING 2
 #include "ray_nerf.glsl"
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"

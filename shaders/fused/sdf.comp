@@ -5,8 +5,6 @@
 // network call site, so the baked MLP is emitted once.
 layout(local_size_x = 8, local_size_y = 8) in;
 
-#define GRID_BINDING 0
-#define MLP_BINDING 2
 #include "ray_sdf.glsl"
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"

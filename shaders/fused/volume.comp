@@ -4,8 +4,6 @@
 // emission-absorption compositing with early termination, all in one dispatch (ray logic: lib/ray_volume.glsl).
 layout(local_size_x = 8, local_size_y = 8) in;
 
-#define GRID_BINDING 0
-#define MLP_BINDING 2
 #include "ray_volume.glsl"
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"

@@ -1,5 +1,5 @@
 // Buffered variant: the grid table in a storage buffer, fp16 pairs packed in uints (GRID_HALF = 1) or fp32.
-layout(std430, set = 0, binding = GRID_BINDING) readonly restrict buffer GridTable { uint grid_words[]; };
+#include "generated/bind_grid_words.glsl"
 
 void grid_load(uint entry, out float v[GRID_F]) {
 #if GRID_HALF && (GRID_F % 2 == 0)

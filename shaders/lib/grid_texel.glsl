@@ -1,6 +1,6 @@
 // Baked variant: the grid table read through a uniform texel buffer (fast on CPU drivers).
 // One texel per entry for F <= 4, two RGBA texels per entry for F = 8.
-layout(set = 0, binding = GRID_BINDING) uniform samplerBuffer grid_tex;
+#include "generated/bind_grid_tex.glsl"
 
 void grid_load(uint entry, out float v[GRID_F]) {
 #if GRID_F <= 4

@@ -5,17 +5,17 @@
 // The tile pixel's primary ray: direction and the unit cube's entry / exit distances (t_near > t_far: miss).
 void primary_ray(uvec2 gid, out vec3 d, out float t_near, out float t_far) {
     vec2 pixel = vec2(ivec2(gid) + pc.tile_origin) + 0.5;
-    d = camera_ray_dir(pixel, vec2(pc.frame), pc.focal, pc.cam_x.xyz, pc.cam_y.xyz, pc.cam_z.xyz);
-    unit_box_hits(pc.cam_o.xyz, d, t_near, t_far);
+    d = camera_ray_dir(pixel, vec2(pc.frame), pc.focal, pc.cam_x, pc.cam_y, pc.cam_z);
+    unit_box_hits(pc.cam_o, d, t_near, t_far);
 }
 
-// The fixed-step marchers' (volume, NeRF) ray start: the first sample half a step (pc.cam_z.w) past the cube's
+// The fixed-step marchers' (volume, NeRF) ray start: the first sample half a step (dt) past the cube's
 // entry, nothing composited, transmittance 1, the exit distance in t_far.x; false on a miss.
-bool march_start(uvec2 gid, out vec4 d_t, out vec4 colour_trans, out vec4 t_far, out ivec4 count) {
+bool march_start(uvec2 gid, float dt, out vec4 d_t, out vec4 colour_trans, out vec4 t_far, out ivec4 count) {
     vec3 d;
     float t_near, t_exit;
     primary_ray(gid, d, t_near, t_exit);
-    precise float t = t_near + 0.5 * pc.cam_z.w;
+    precise float t = t_near + 0.5 * dt;
     d_t = vec4(d, t);
     colour_trans = vec4(0.0, 0.0, 0.0, 1.0);
     t_far = vec4(t_exit, 0.0, 0.0, 0.0);

@@ -1,5 +1,5 @@
 // The frame (tile) buffer: RGBA8 per pixel, quantised as floor(clamp(c, 0, 1) * 255 + 0.5) like the reference.
-layout(std430, set = 0, binding = 1) writeonly restrict buffer Frame { uint out_rgba[]; };
+#include "generated/bind_out_rgba.glsl"
 
 void write_pixel(uvec2 gid, uint tile_width, vec3 rgb) {
     precise vec3 scaled = clamp(rgb, 0.0, 1.0) * 255.0 + 0.5;

@@ -1,12 +1,6 @@
 // Gigapixel image (GIA) as rays: one sample per pixel, its image-plane coordinate. Shared by the fused kernel
 // and the unfused / fused-rest stages (see ray_sdf.glsl for the contract).
-layout(push_constant) uniform Push {
-    ivec2 tile_origin;    // first pixel of this tile in the frame
-    ivec2 tile_size;
-    vec2 window_origin;   // image-plane coordinate of the frame's top-left corner
-    vec2 pixel_step;      // image-plane size of one pixel
-    float background;
-} pc;
+#include "generated/push_gigapixel.glsl"
 
 #include "output.glsl"
 #define RESULT_N 3

@@ -5,7 +5,7 @@
 // covering 2^c times the unit cube). Reference: reference/nerf.py, step for step.
 // Contract: see ray_sdf.glsl. The network result is (density-network out[0], r, g, b); a sample's xyz is
 // its position in the box mapped to [0,1]^3 (the network's input).
-layout(set = 0, binding = 3) uniform usamplerBuffer occupancy;  // NERF_CASCADES x OCCUPANCY_RES^3, x fastest
+#include "generated/bind_occupancy.glsl"
 
 #ifndef AABB_SCALE
 #define AABB_SCALE 1
@@ -19,20 +19,7 @@ layout(set = 0, binding = 3) uniform usamplerBuffer occupancy;  // NERF_CASCADES
 #endif
 const float MAX_CONE_DT = 1.7320508;  // float32(sqrt(3)): instant-ngp's largest cone step
 
-layout(push_constant) uniform Push {
-    vec4 cam_x;         // camera axes and origin in world space (xyz); cam_x.w: depth_far
-    vec4 cam_y;         // cam_y.w: min_transmittance
-    vec4 cam_z;         // cam_z.w: dt_min, the fixed step
-    vec4 cam_o;         // cam_o.w: 1 to use the occupancy grid
-    ivec2 frame;
-    ivec2 tile_origin;
-    ivec2 tile_size;
-    float focal;
-    float cone_angle;   // 0: fixed steps of dt_min
-    int n_steps;
-    int mode;           // 0 rgb, 1 depth, 2 opacity, 3 samples
-    vec4 background;
-} pc;
+#include "generated/push_nerf.glsl"
 
 #include "output.glsl"
 #include "march.glsl"
@@ -47,7 +34,7 @@ struct Ray {
 };
 
 float calc_dt(float t) {
-    return clamp(t * pc.cone_angle, pc.cam_z.w, MAX_CONE_DT);
+    return clamp(t * pc.cone_angle, pc.dt, MAX_CONE_DT);
 }
 
 ivec3 occupancy_cell(vec3 p) {
@@ -132,17 +119,17 @@ vec3 network_position(vec3 p) {
 }
 
 bool ray_init(uvec2 gid, out Ray r) {
-    return march_start(gid, r.d_t, r.colour_trans, r.tfar_depth, r.count);
+    return march_start(gid, pc.dt, r.d_t, r.colour_trans, r.tfar_depth, r.count);
 }
 
 bool next_sample(inout Ray r, out vec4 s) {
     s = vec4(0.0);
     vec3 o = pc.cam_o.xyz, d = r.d_t.xyz;
-    float dt_min = pc.cam_z.w, t_far = r.tfar_depth.x;
+    float dt_min = pc.dt, t_far = r.tfar_depth.x;
     precise float t = r.d_t.w;
     if (r.count.x >= pc.n_steps + 1 || t > t_far) return false;
     precise vec3 p = o + t * d;
-    if (pc.cam_o.w != 0.0) {
+    if (pc.use_occupancy != 0.0) {
         int mip;
         ivec3 cell;
         locate(p, t, mip, cell);
@@ -169,13 +156,13 @@ bool consume(inout Ray r, vec4 s, float res[RESULT_N]) {
     precise float nd = r.tfar_depth.y + weight * s.w;
     r.tfar_depth.y = nd;
     r.count.y += 1;
-    return !(r.colour_trans.w < pc.cam_y.w);
+    return !(r.colour_trans.w < pc.min_transmittance);
 }
 
 vec3 shade(Ray r) {
     float trans = r.colour_trans.w;
     if (pc.mode == 0) return r.colour_trans.rgb + trans * pc.background.rgb;
-    if (pc.mode == 1) return vec3(1.0 - clamp(r.tfar_depth.y / pc.cam_x.w, 0.0, 1.0));
+    if (pc.mode == 1) return vec3(1.0 - clamp(r.tfar_depth.y / pc.depth_far, 0.0, 1.0));
     if (pc.mode == 2) return vec3(1.0 - trans);
     return heat_map(min(float(r.count.y) / 64.0, 1.0));
 }

@@ -7,35 +7,20 @@
 // s.w free for the app; false: no more samples), `consume` (one network result RESULT_N floats; false: the ray
 // is finished) and `shade`. How many samples a ray may take before it consumes any (1 here: each step depends
 // on the last distance) is the app class's `samples_per_step` in Python.
-layout(push_constant) uniform Push {
-    vec4 cam_x;         // camera axes and origin in world space (xyz); cam_x.w: normal_h
-    vec4 cam_y;
-    vec4 cam_z;
-    vec4 cam_o;         // w: depth_far for the depth mode
-    ivec2 frame;
-    ivec2 tile_origin;
-    ivec2 tile_size;
-    float focal;
-    float epsilon;
-    int max_steps;
-    int mode;           // 0 shaded, 1 normals, 2 depth, 3 steps
-    vec4 background;
-} pc;
+#include "generated/push_sdf.glsl"
 
 #include "output.glsl"
 #include "march.glsl"
 
 #define RESULT_N 1
 
-const vec3 TETRA[4] = vec3[](vec3(1, -1, -1), vec3(-1, -1, 1), vec3(-1, 1, -1), vec3(1, 1, 1));
-const vec3 LIGHT = vec3(0.48, 0.8, 0.36);
-const vec3 ALBEDO = vec3(0.85, 0.78, 0.68);
-const float AMBIENT = 0.15;
+// SDF_TETRA, SDF_LIGHT, SDF_ALBEDO, SDF_AMBIENT, SDF_STEP_SCALE:
+#include "generated/constants.glsl"
 
 struct Ray {
     vec4 d_t;       // direction, distance travelled
     vec4 hit_tfar;  // hit point (once hit), far end of the unit cube
-    vec4 normal;    // sum of TETRA[k] * sdf(hit + h TETRA[k])
+    vec4 normal;    // sum of SDF_TETRA[k] * sdf(hit + h TETRA[k])
     ivec4 state;    // x: phase (-1 tracing, 0..3 normal samples), y: tracing steps, z: hit
 };
 
@@ -57,7 +42,7 @@ bool next_sample(inout Ray r, out vec4 s) {
         precise vec3 p = pc.cam_o.xyz + r.d_t.w * r.d_t.xyz;
         s = vec4(p, 0.0);
     } else {
-        precise vec3 p = r.hit_tfar.xyz + pc.cam_x.w * TETRA[r.state.x];
+        precise vec3 p = r.hit_tfar.xyz + pc.normal_h * SDF_TETRA[r.state.x];
         s = vec4(p, 0.0);
     }
     return true;
@@ -68,10 +53,10 @@ bool consume(inout Ray r, vec4 s, float res[RESULT_N]) {
     if (r.state.x < 0) {
         r.state.y += 1;
         if (sdf < pc.epsilon) { r.state.z = 1; r.hit_tfar.xyz = s.xyz; r.state.x = 0; }
-        else { precise float nt = r.d_t.w + 0.95 * sdf; r.d_t.w = nt; }
+        else { precise float nt = r.d_t.w + SDF_STEP_SCALE * sdf; r.d_t.w = nt; }
         return true;
     }
-    r.normal.xyz += TETRA[r.state.x] * sdf;
+    r.normal.xyz += SDF_TETRA[r.state.x] * sdf;
     r.state.x += 1;
     return r.state.x < 4;
 }
@@ -82,9 +67,9 @@ vec3 shade(Ray r) {
     if (pc.mode == 3) {
         rgb = heat_map(float(r.state.y) / float(pc.max_steps));
     } else if (r.state.z != 0) {
-        if (pc.mode == 0) rgb = ALBEDO * (AMBIENT + (1.0 - AMBIENT) * max(dot(n, LIGHT), 0.0));
+        if (pc.mode == 0) rgb = SDF_ALBEDO * (SDF_AMBIENT + (1.0 - SDF_AMBIENT) * max(dot(n, SDF_LIGHT), 0.0));
         else if (pc.mode == 1) rgb = n * 0.5 + 0.5;
-        else rgb = vec3(1.0 - clamp(r.d_t.w / pc.cam_o.w, 0.0, 1.0));
+        else rgb = vec3(1.0 - clamp(r.d_t.w / pc.depth_far, 0.0, 1.0));
     }
     return rgb;
 }

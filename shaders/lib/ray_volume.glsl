@@ -1,19 +1,6 @@
 // Neural volume as rays: fixed-step marching (t_near + (i + 1/2) dt), emission-absorption compositing of
 // (RGB, density) samples, stopping when transmittance < min_transmittance. Contract: see ray_sdf.glsl.
-layout(push_constant) uniform Push {
-    vec4 cam_x;         // camera axes and origin in world space (xyz); cam_x.w: density_scale
-    vec4 cam_y;         // cam_y.w: min_transmittance
-    vec4 cam_z;         // cam_z.w: dt
-    vec4 cam_o;
-    ivec2 frame;
-    ivec2 tile_origin;
-    ivec2 tile_size;
-    float focal;
-    float unused;
-    int n_steps;
-    int mode;           // 0 rgb, 1 opacity, 2 steps
-    vec4 background;
-} pc;
+#include "generated/push_volume.glsl"
 
 #include "output.glsl"
 #include "march.glsl"
@@ -28,7 +15,7 @@ struct Ray {
 };
 
 bool ray_init(uvec2 gid, out Ray r) {
-    return march_start(gid, r.d_t, r.colour_trans, r.t_far, r.count);
+    return march_start(gid, pc.dt, r.d_t, r.colour_trans, r.t_far, r.count);
 }
 
 bool next_sample(inout Ray r, out vec4 s) {
@@ -37,17 +24,17 @@ bool next_sample(inout Ray r, out vec4 s) {
     if (r.count.x >= pc.n_steps + 1 || t > r.t_far.x) return false;
     precise vec3 p = pc.cam_o.xyz + t * r.d_t.xyz;
     s = vec4(p, t);
-    precise float tn = t + pc.cam_z.w;
+    precise float tn = t + pc.dt;
     r.d_t.w = tn;
     r.count.x += 1;
     return true;
 }
 
 bool consume(inout Ray r, vec4 s, float res[RESULT_N]) {
-    precise float sigma = res[3] * pc.cam_x.w;
-    composite(r.colour_trans, vec3(res[0], res[1], res[2]), sigma, pc.cam_z.w);
+    precise float sigma = res[3] * pc.density_scale;
+    composite(r.colour_trans, vec3(res[0], res[1], res[2]), sigma, pc.dt);
     r.count.y += 1;
-    return !(r.colour_trans.w < pc.cam_y.w);
+    return !(r.colour_trans.w < pc.min_transmittance);
 }
 
 vec3 shade(Ray r) {

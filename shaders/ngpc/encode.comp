@@ -8,10 +8,9 @@
 // compute (GRID_NGPC_ENGINE 0: the simplex grid) run the GPU code, rounded at the output.
 layout(local_size_x = 64) in;
 
-#define GRID_BINDING 0
 #include "../unfused/control.glsl"
-layout(std430, set = 0, binding = 8) readonly restrict buffer Samples { vec4 samples[]; };
-layout(std430, set = 0, binding = 9) writeonly restrict buffer Features { float features[]; };
+#include "generated/bind_samples_in.glsl"
+#include "generated/bind_features.glsl"
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"

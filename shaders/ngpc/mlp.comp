@@ -8,12 +8,12 @@
 layout(local_size_x = 64) in;
 
 #include "../unfused/control.glsl"
-layout(std430, set = 0, binding = 9) readonly restrict buffer InA { float in_a[]; };
+#include "generated/bind_in_a.glsl"
 #if NET_IN_B > 0
-layout(std430, set = 0, binding = 10) readonly restrict buffer InB { float in_b[]; };
+#include "generated/bind_in_b.glsl"
 #endif
-layout(std430, set = 0, binding = 11) writeonly restrict buffer Out { float net_y[]; };
-layout(std430, set = 0, binding = 13) readonly restrict buffer Weights { float weights[]; };
+#include "generated/bind_net_y.glsl"
+#include "generated/bind_weights.glsl"
 #include "activation.glsl"
 #include "precision.glsl"
 #include "generated/layers.glsl"

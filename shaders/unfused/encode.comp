@@ -6,10 +6,9 @@
 // (CPU drivers, where each invocation costs a SIMD-loop trip).
 layout(local_size_x = 64) in;
 
-#define GRID_BINDING 0
 #include "control.glsl"
-layout(std430, set = 0, binding = 8) readonly restrict buffer Samples { vec4 samples[]; };
-layout(std430, set = 0, binding = 9) writeonly restrict buffer Features { float features[]; };
+#include "generated/bind_samples_in.glsl"
+#include "generated/bind_features.glsl"
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"

@@ -5,13 +5,12 @@
 // then SH); generated/net.glsl holds net_forward (weights baked, or read from the uniform buffer).
 layout(local_size_x = 64) in;
 
-#define MLP_BINDING 2
 #include "control.glsl"
-layout(std430, set = 0, binding = 9) readonly restrict buffer InA { float in_a[]; };
+#include "generated/bind_in_a.glsl"
 #if NET_IN_B > 0
-layout(std430, set = 0, binding = 10) readonly restrict buffer InB { float in_b[]; };
+#include "generated/bind_in_b.glsl"
 #endif
-layout(std430, set = 0, binding = 11) writeonly restrict buffer Out { float net_y[]; };
+#include "generated/bind_net_y.glsl"
 #include "generated/net.glsl"
 
 void main() {

@@ -3,8 +3,8 @@
 // Unfused direction encoding (NeRF): spherical harmonics of each sample's ray direction, feature-major.
 layout(local_size_x = 64) in;
 #include "control.glsl"
-layout(std430, set = 0, binding = 8) readonly restrict buffer Samples { vec4 samples[]; };
-layout(std430, set = 0, binding = 10) writeonly restrict buffer Encoded { float encoded[]; };
+#include "generated/bind_samples_in.glsl"
+#include "generated/bind_encoded.glsl"
 #include "sh.glsl"
 
 void main() {

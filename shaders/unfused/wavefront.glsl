@@ -6,13 +6,13 @@
 // Sample records live in two halves (ping-pong: the fused-rest stage consumes one batch while it generates the
 // next); network buffers are feature-major, row k of sample s at [k * SAMPLE_CAPACITY + s].
 #include "control.glsl"
-layout(std430, set = 0, binding = 5) restrict buffer Rays { Ray rays[]; };
-layout(std430, set = 0, binding = 6) restrict buffer RayFlags { uint ray_flags[]; };
-layout(std430, set = 0, binding = 7) restrict buffer Lists { uint lists[]; };
-layout(std430, set = 0, binding = 8) restrict buffer Samples { vec4 samples[]; };
-layout(std430, set = 0, binding = 11) readonly restrict buffer NetOut { float net_out[]; };
+#include "generated/bind_rays.glsl"
+#include "generated/bind_ray_flags.glsl"
+#include "generated/bind_lists.glsl"
+#include "generated/bind_samples.glsl"
+#include "generated/bind_net_out.glsl"
 #if RESULT_FROM_DENSITY
-layout(std430, set = 0, binding = 12) readonly restrict buffer NetDensity { float net_density[]; };
+#include "generated/bind_net_density.glsl"
 #endif
 
 const uint PENDING_MASK = 0xffu;  // ray_flags: samples generated and not yet consumed

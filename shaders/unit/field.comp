@@ -6,11 +6,9 @@
 //   UNIT_MODE 2: mlp_forward(x) -> outputs            (inputs: float MLP inputs)
 layout(local_size_x = 64) in;
 
-#define GRID_BINDING 0
-#define MLP_BINDING 2
-layout(std430, set = 0, binding = 1) readonly restrict buffer Inputs { uint inputs[]; };
-layout(std430, set = 0, binding = 3) writeonly restrict buffer Outputs { uint outputs[]; };
-layout(push_constant) uniform Push { uint count; } pc;
+#include "generated/bind_inputs.glsl"
+#include "generated/bind_outputs.glsl"
+#include "generated/push_unit.glsl"
 
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
