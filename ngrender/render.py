@@ -34,7 +34,7 @@ class FrameStats:
     dispatches: list[tuple[str, float]] = field(default_factory=list)  # every timed dispatch, in order
     submit_ms: float = 0.0   # GPU time of the whole submissions (brackets around all their dispatches)
     submissions: int = 0
-    samples: int = 0         # network evaluations (exact for the unfused pipelines; rays for fused 3D apps)
+    samples: int = 0         # network evaluations: counted on the GPU (fused), batch sizes (unfused pipelines)
     iterations: int = 0      # unfused pipelines: march iterations (batches), summed over tiles
     pipeline: str = "fused"
     ngpc_ms: float | None = None  # ngpc pipeline: the projected frame time on the simulated NGPC (ngpc/timing.py)
@@ -112,9 +112,7 @@ class Renderer:
         stats.tiles += 1
 
     def _new_stats(self, width: int, height: int) -> FrameStats:
-        fused = self.app.pipeline_name == "fused"  # the unfused pipelines count their samples as they go
-        return FrameStats(width, height, samples=self.app.samples(width, height) if fused else 0,
-                          pipeline=self.app.pipeline_name)
+        return FrameStats(width, height, pipeline=self.app.pipeline_name)  # run_tile adds the samples
 
     def render(self, width: int, height: int, view=None) -> tuple[np.ndarray, FrameStats]:
         """The frame as (height, width, 3) uint8."""

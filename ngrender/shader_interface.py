@@ -272,7 +272,8 @@ PUSH_BLOCKS: dict[str, PushBlock] = {b.name: b for b in (
     _march_block("volume", ("density_scale", "min_transmittance", "dt", None),
                  (_f("n_steps", "int"), _f("mode", "int", "0 rgb, 1 opacity, 2 steps")), "the volume app's kernels"),
     _march_block("nerf", ("depth_far", "min_transmittance", "dt", "use_occupancy"),
-                 (_f("cone_angle", "float", "0: fixed steps of dt (else dt is the smallest step)"), _f("n_steps", "int"),
+                 (_f("cone_angle", "float", "0: fixed steps of dt (else dt is the smallest step)"),
+                  _f("n_steps", "int"),
                   _f("mode", "int", "0 rgb, 1 depth, 2 opacity, 3 samples")), "the NeRF app's kernels"),
     PushBlock("unit", (_f("count", "uint", "invocations with work"),), "tests' unit kernel"),
 )}
@@ -333,8 +334,8 @@ def markdown() -> str:
     lines = ["| slot | binding (GLSL name) | kind | element | access | block |", "|---|---|---|---|---|---|"]
     for b in sorted(BINDINGS.values(), key=lambda b: (b.slot, b.name)):
         element = b.element or "{" + ", ".join(n for _, n, _ in b.fields) + "}"
-        lines.append(f"| {int(b.slot)} {b.slot.name} | {b.name} | {b.kind} | {element} | {b.access or ('read' if b.kind == TEXEL else 'read-write')} "
-                     f"| {b.block or '-'} |")
+        access = b.access or ("read" if b.kind == TEXEL else "read-write")
+        lines.append(f"| {int(b.slot)} {b.slot.name} | {b.name} | {b.kind} | {element} | {access} | {b.block or '-'} |")
     for p in PUSH_BLOCKS.values():
         lines += ["", f"push `{p.name}` ({p.size} bytes, struct `{p.format}`): " +
                   ", ".join(f"{f.name} {f.type} @{off}" for f, off in zip(p.fields, p.offsets.values()))]

@@ -65,7 +65,7 @@ class App:
         layers = model.layers + (model.rgb_layers or [])
         self.variant = choose_variant(device, variant, shared_weight_bytes(layers, model.storage_dtype == "float16"))
         self.kernel_label = f"fused/{self.name}"
-        self.field = self.output = self.pipeline = self.wavefront = None
+        self.field = self.output = self.pipeline = self.wavefront = self.evaluations = None
         check_device_buffer(max_tile[0] * max_tile[1] * 4, int(device.limits.maxStorageBufferRange),
                             f"a {max_tile[0]}x{max_tile[1]} tile's output buffer", "use a smaller --tile")
         try:
@@ -74,7 +74,10 @@ class App:
             if pipeline == "fused":
                 spirv = compile_shader(self.shader, self.defines(), self.field.generated())
                 bindings = self.field.bindings()
-                bindings.update([BINDINGS["out_rgba"].bind(self.output)])
+                # the fused kernel counts its network evaluations on the GPU (how far a ray marches is data)
+                self.evaluations = Buffer(device, 4, (STORAGE,), host=True)
+                bindings.update([BINDINGS["out_rgba"].bind(self.output),
+                                 BINDINGS["evaluations"].bind(self.evaluations)])
                 self.pipeline = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
             else:
                 from .wavefront import Wavefront
@@ -139,30 +142,29 @@ class App:
                     size: tuple[int, int]) -> dict[str, Any]:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def samples(self, width: int, height: int) -> int:
-        """Network evaluations per frame when known in advance (pixels for GIA), else rays."""
-        return width * height
-
     def run_tile(self, submit: Callable, view, frame: tuple[int, int], origin: tuple[int, int],
                  size: tuple[int, int], stats) -> None:
         """Render one tile into the output buffer; ``submit(record)`` runs ``record(recording)`` on the device
-        with timed dispatches (vk.timing.TimedCommands) and adds them to ``stats``."""
+        with timed dispatches (vk.timing.TimedCommands) and adds them to ``stats``, and the tile's network
+        evaluations to ``stats.samples``."""
         push = self.push.pack(self.push_values(view, frame, origin, size))
         if self.wavefront is not None:
             self.wavefront.run_tile(submit, push, size, stats)
             return
         groups = (-(-size[0] // WORKGROUP), -(-size[1] // WORKGROUP), 1)
+        self.evaluations.write(np.zeros(1, np.uint32))
         submit(lambda rec: rec.dispatch(self.kernel_label, self.pipeline, groups, push))
+        stats.samples += int(self.evaluations.read(np.uint32, 1)[0])
 
     def read_tile(self, size: tuple[int, int]) -> np.ndarray:
         w, h = size
         return self.output.array(np.uint8, w * h * 4).reshape(h, w, 4)[..., :3].copy()
 
     def destroy(self) -> None:
-        for obj in (self.wavefront, self.pipeline, self.output, self.field):
+        for obj in (self.wavefront, self.pipeline, self.evaluations, self.output, self.field):
             if obj is not None:
                 obj.destroy()
-        self.wavefront = self.pipeline = self.output = self.field = None
+        self.wavefront = self.pipeline = self.evaluations = self.output = self.field = None
 
 
 def camera_push(camera: Camera) -> dict[str, tuple[float, float, float]]:

@@ -80,8 +80,8 @@ class FieldResources(Owner):
     """Uploads one model's grid and MLP; gives the shader its bindings, defines and generated includes.
 
     Bindings (shader_interface.BINDINGS): the grid (texel view or storage buffer); buffered and shared only, the
-    MLP weights (every network; uniform, or storage for shared); NeRF only, the occupancy (r8ui texel view). Networks: ``mlp_forward`` (the model's
-    network) and, for NeRF, ``rgb_forward`` (the colour network).
+    MLP weights (every network; uniform, or storage for shared); NeRF only, the occupancy (r8ui texel view).
+    Networks: ``mlp_forward`` (the model's network) and, for NeRF, ``rgb_forward`` (the colour network).
     """
 
     def _create(self, device: Device, model: Model, variant: str) -> None:

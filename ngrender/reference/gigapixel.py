@@ -26,10 +26,20 @@ def pixel_coords(width: int, height: int, window: tuple[float, float, float, flo
     return np.stack([u.ravel(), v.ravel()], axis=1).astype(np.float32)
 
 
+def on_image(uv: np.ndarray) -> np.ndarray:
+    """Which image-plane coordinates lie on the image: the pixels that evaluate the network."""
+    return np.all((uv >= 0.0) & (uv <= 1.0), axis=1)
+
+
+def evaluations(width: int, height: int, window: tuple[float, float, float, float] = FULL_WINDOW) -> int:
+    """Network evaluations of a frame (the kernel's count): one per pixel on the image."""
+    return int(on_image(pixel_coords(width, height, window)).sum())
+
+
 def shade(model: Model, uv: np.ndarray, background: float = 0.0, network: Network | None = None) -> np.ndarray:
     """RGB in [0,1] (N, 3) for image-plane coordinates; outside the image is the background."""
     network = network or field_network(model)
-    inside = np.all((uv >= 0.0) & (uv <= 1.0), axis=1)
+    inside = on_image(uv)
     rgb = np.full((uv.shape[0], 3), np.float32(background), dtype=np.float32)
     if inside.any():
         rgb[inside] = network(uv[inside])

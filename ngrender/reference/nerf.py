@@ -17,6 +17,7 @@ import numpy as np
 
 from ..apps.views import DEFAULT_CONE_ANGLE, NERF_MODES as MODES, NerfView, cone_angle  # noqa: F401 (train/nerf.py)
 from ..model import Model
+from ..shader_interface import SH_COEFFICIENTS
 from .camera import camera_rays, unit_box_hits
 from .output import heat_map, to_uint8
 from .grid import encode_grid
@@ -65,18 +66,18 @@ def sh_encode(d: np.ndarray, degree: int = 4) -> np.ndarray:
     x, y, z = (d[:, i].astype(np.float32) for i in range(3))
     xy, xz, yz, x2, y2, z2 = x * y, x * z, y * z, x * x, y * y, z * z
     f = np.float32
-    out = [np.full_like(x, f(0.28209479177387814))]
+    c = {name: f(value) for name, value in SH_COEFFICIENTS.items()}  # sh.glsl's constants
+    out = [np.full_like(x, c["SH_C0"])]
     if degree > 1:
-        out += [f(-0.48860251190291987) * y, f(0.48860251190291987) * z, f(-0.48860251190291987) * x]
+        out += [-c["SH_C1"] * y, c["SH_C1"] * z, -c["SH_C1"] * x]
     if degree > 2:
-        out += [f(1.0925484305920792) * xy, f(-1.0925484305920792) * yz,
-                f(0.94617469575755997) * z2 - f(0.31539156525251999), f(-1.0925484305920792) * xz,
-                f(0.54627421529603959) * x2 - f(0.54627421529603959) * y2]
+        out += [c["SH_C2_XY"] * xy, -c["SH_C2_XY"] * yz, c["SH_C2_ZZ"] * z2 - c["SH_C2_0"], -c["SH_C2_XY"] * xz,
+                c["SH_C2_XX"] * x2 - c["SH_C2_XX"] * y2]
     if degree > 3:
-        out += [f(0.59004358992664352) * y * (f(-3.0) * x2 + y2), f(2.8906114426405538) * xy * z,
-                f(0.45704579946446572) * y * (f(1.0) - f(5.0) * z2), f(0.3731763325901154) * z * (f(5.0) * z2 - f(3.0)),
-                f(0.45704579946446572) * x * (f(1.0) - f(5.0) * z2), f(1.4453057213202769) * z * (x2 - y2),
-                f(0.59004358992664352) * x * (-x2 + f(3.0) * y2)]
+        out += [c["SH_C3_A"] * y * (f(-3.0) * x2 + y2), c["SH_C3_B"] * xy * z,
+                c["SH_C3_C"] * y * (f(1.0) - f(5.0) * z2), c["SH_C3_D"] * z * (f(5.0) * z2 - f(3.0)),
+                c["SH_C3_C"] * x * (f(1.0) - f(5.0) * z2), c["SH_C3_E"] * z * (x2 - y2),
+                c["SH_C3_A"] * x * (-x2 + f(3.0) * y2)]
     return np.stack(out, axis=1).astype(np.float32)
 
 

@@ -9,15 +9,17 @@ import numpy as np
 
 from ..apps.views import SDF_MODES as MODES, SdfView
 from ..model import Model
+from ..shader_interface import SDF_ALBEDO, SDF_AMBIENT, SDF_LIGHT, SDF_STEP_SCALE, SDF_TETRA
 from .camera import primary_rays
 from .output import heat_map, to_uint8
 from .field import Network, field_network
 
-STEP_SCALE = np.float32(0.95)
-TETRA = np.array([[1, -1, -1], [-1, -1, 1], [-1, 1, -1], [1, 1, 1]], dtype=np.float32)
-LIGHT = np.array([0.48, 0.8, 0.36], dtype=np.float32)  # unit vector, world space
-ALBEDO = np.array([0.85, 0.78, 0.68], dtype=np.float32)
-AMBIENT = np.float32(0.15)
+# the shader's constants (generated/constants.glsl), as float32
+STEP_SCALE = np.float32(SDF_STEP_SCALE)
+TETRA = np.array(SDF_TETRA, dtype=np.float32)
+LIGHT = np.array(SDF_LIGHT, dtype=np.float32)  # unit vector, world space
+ALBEDO = np.array(SDF_ALBEDO, dtype=np.float32)
+AMBIENT = np.float32(SDF_AMBIENT)
 
 
 def shade_rgb(mode: int, hit: np.ndarray, t: np.ndarray, steps: np.ndarray, normal: np.ndarray, view: SdfView,

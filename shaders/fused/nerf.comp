@@ -9,6 +9,7 @@ layout(local_size_x = 8, local_size_y = 8) in;
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"
+#include "generated/bind_evaluations.glsl"
 #include "sh.glsl"
 
 void main() {
@@ -22,7 +23,9 @@ void main() {
     sh_encode(r.d_t.xyz, sh);
     [[unroll]] for (int k = 0; k < SH_DEGREE * SH_DEGREE; ++k) rgb_in[MLP_OUT + k] = sh[k];
     vec4 s;
+    uint evaluated = 0u;  // network evaluations, added to the tile's counter once at the end
     while (alive && next_sample(r, s)) {
+        evaluated += 1u;
         float feat[MLP_IN];
         grid_encode(clamp(s.xyz, 0.0, 1.0), feat);
         float h[MLP_OUT];
@@ -33,5 +36,6 @@ void main() {
         float res[RESULT_N] = float[](h[0], c[0], c[1], c[2]);
         alive = consume(r, s, res);
     }
+    if (evaluated != 0u) atomicAdd(evaluations, evaluated);
     write_pixel(gid, uint(pc.tile_size.x), shade(r));
 }

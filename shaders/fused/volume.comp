@@ -8,6 +8,7 @@ layout(local_size_x = 8, local_size_y = 8) in;
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"
+#include "generated/bind_evaluations.glsl"
 
 void main() {
     variant_prologue();  // before any invocation returns: the shared variant loads weights with a barrier
@@ -16,12 +17,15 @@ void main() {
     Ray r;
     bool alive = ray_init(gid, r);
     vec4 s;
+    uint evaluated = 0u;  // network evaluations, added to the tile's counter once at the end
     while (alive && next_sample(r, s)) {
+        evaluated += 1u;
         float feat[MLP_IN];
         grid_encode(clamp(s.xyz, 0.0, 1.0), feat);
         float y[MLP_OUT];
         mlp_forward(feat, y);
         alive = consume(r, s, y);
     }
+    if (evaluated != 0u) atomicAdd(evaluations, evaluated);
     write_pixel(gid, uint(pc.tile_size.x), shade(r));
 }
