@@ -123,6 +123,23 @@ def buffered_mlp(layers: Sequence[np.ndarray], activation: str, name: str = "mlp
     return "\n".join(lines) + "\n"
 
 
+def ngpc_layers(layers: Sequence[np.ndarray], activation: str) -> str:
+    """``generated/layers.glsl`` of shaders/ngpc/mlp.comp: N_LAYERS, NET_WIDTH (widest layer side), the
+    LAYER_IN / LAYER_OUT / LAYER_OFFSET tables (offsets into the row-major out x in weights, layers one after
+    another) and ``float output_act(float)``."""
+    act = _check_activation(activation)
+    offsets = np.cumsum([0] + [w.size for w in layers[:-1]])
+
+    def table(name: str, values: Sequence[int]) -> str:
+        return f"const int {name}[{len(values)}] = int[]({', '.join(str(int(v)) for v in values)});"
+
+    return "\n".join([f"#define N_LAYERS {len(layers)}",
+                      f"#define NET_WIDTH {max(max(w.shape) for w in layers)}",
+                      table("LAYER_IN", [w.shape[1] for w in layers]),
+                      table("LAYER_OUT", [w.shape[0] for w in layers]), table("LAYER_OFFSET", list(offsets)),
+                      f"float output_act(float v) {{ return {act}(v); }}"]) + "\n"
+
+
 COOPMAT_TILE = 16  # M = N = K of the cooperative-matrix tiles (fp16 inputs, fp32 accumulators)
 
 

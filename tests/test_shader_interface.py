@@ -183,3 +183,15 @@ def test_gigapixel_counts_on_image_pixels(device, model_factory):
         renderer.destroy()
         instance.destroy()
     assert stats.tiles == 4 and stats.samples == ref.evaluations(50, 40, window) < 50 * 40
+
+
+def test_ngpc_layer_table():
+    from ngrender import glslgen
+
+    layers = [np.zeros((16, 32), np.float32), np.zeros((3, 16), np.float32)]
+    assert glslgen.ngpc_layers(layers, "sigmoid").splitlines() == [
+        "#define N_LAYERS 2", "#define NET_WIDTH 32", "const int LAYER_IN[2] = int[](32, 16);",
+        "const int LAYER_OUT[2] = int[](16, 3);", "const int LAYER_OFFSET[2] = int[](0, 512);",
+        "float output_act(float v) { return act_sigmoid(v); }"]
+    with pytest.raises(ValueError, match="unknown output activation"):
+        glslgen.ngpc_layers(layers, "tanh")

@@ -191,16 +191,7 @@ class Wavefront:
             flat = flat.astype(np.float16).astype(np.float32)
         weights = self._own(Buffer(self.device, flat.nbytes, (STORAGE,), host=False))
         weights.write(flat)
-        offsets = np.cumsum([0] + [w.size for w in layers[:-1]])
-
-        def table(name: str, values) -> str:
-            return f"const int {name}[{len(values)}] = int[]({', '.join(str(int(v)) for v in values)});"
-
-        code = "\n".join([f"#define N_LAYERS {len(layers)}",
-                          f"#define NET_WIDTH {max(max(w.shape) for w in layers)}",
-                          table("LAYER_IN", [w.shape[1] for w in layers]),
-                          table("LAYER_OUT", [w.shape[0] for w in layers]), table("LAYER_OFFSET", offsets),
-                          f"float output_act(float v) {{ return act_{activation}(v); }}"]) + "\n"
+        code = glslgen.ngpc_layers(layers, activation)
         n_in_b = self.app.model.sh_degree ** 2 if in_b is not None else 0
         bindings = _bind(ctl=self.control, in_a=in_a, in_b=in_b, net_y=out, weights=weights)
         defines = {"NET_IN_A": layers[0].shape[1] - n_in_b, "NET_IN_B": n_in_b, "NET_OUT": layers[-1].shape[0]}
