@@ -278,11 +278,12 @@ def child_refs(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
 
 def compare_images(got, want) -> dict:
     import numpy as np
+    from ngrender.reference.output import psnr_db
 
     a, b = got.astype(np.float64), want.astype(np.float64)
     mse = float(np.mean((a - b) ** 2))
     diff = np.abs(got.astype(np.int16) - want.astype(np.int16)).max(axis=2)
-    out = {"psnr_db": math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse),
+    out = {"psnr_db": psnr_db(mse, 255.0),
            "frac_over_2": float((diff > OVER_LSB).mean()), "max_abs": int(diff.max()), "mse": mse,
            "reference_std": float(want.std()), "flip": None}
     try:

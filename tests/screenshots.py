@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 
 from helpers import default_device_info
+from ngrender.reference.output import psnr_db
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return psnr_db(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2), 255.0)
 
 
 def compare_screenshot(name: str, image: np.ndarray, regenerate: bool, max_abs: int = 1,

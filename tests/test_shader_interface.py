@@ -3,7 +3,6 @@ compiler lays them out, that no binding number or push offset is typed anywhere 
 of network evaluations against the NumPy references."""
 from __future__ import annotations
 
-import re
 import struct
 import subprocess
 from pathlib import Path
@@ -170,7 +169,6 @@ def test_fused_kernels_count_network_evaluations(device, app):
 
 def test_gigapixel_counts_on_image_pixels(device, model_factory):
     from ngrender.apps import create_app
-    from ngrender.apps.gigapixel import GigapixelView
     from ngrender.reference import gigapixel as ref
     from ngrender.render import Renderer
 
@@ -195,3 +193,12 @@ def test_ngpc_layer_table():
         "float output_act(float v) { return act_sigmoid(v); }"]
     with pytest.raises(ValueError, match="unknown output activation"):
         glslgen.ngpc_layers(layers, "tanh")
+
+
+def test_one_psnr():
+    from ngrender.reference.output import psnr_db
+    from ngrender.train import loop
+
+    assert loop.psnr_db is psnr_db
+    assert psnr_db(0.01) == pytest.approx(20.0) and psnr_db(0.0) == float("inf")
+    assert psnr_db(255.0 ** 2 / 100.0, 255.0) == pytest.approx(20.0)

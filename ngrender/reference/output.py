@@ -1,7 +1,15 @@
-"""The kernels' output conventions (shaders/lib/output.glsl): quantisation to 8 bits and the heat colour."""
+"""The kernels' output conventions (shaders/lib/output.glsl): quantisation to 8 bits and the heat colour; the
+PSNR every comparison of images reports."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def psnr_db(mse: float, peak: float = 1.0) -> float:
+    """PSNR in dB of a mean squared error of values in [0, peak] (inf when the error is 0)."""
+    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / float(mse))
 
 
 def heat_map(s: np.ndarray) -> np.ndarray:

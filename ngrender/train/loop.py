@@ -8,7 +8,6 @@ a CPU and a CUDA run see the same samples; checkpoints hold CPU tensors only and
 trained weights come back to the CPU before the Model is made, so a model from a CUDA run has the same format."""
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 from .. import validate
 from ..errors import ConfigError, DeviceError
 from ..fileio import atomic_output, regular_file
+from ..reference.output import psnr_db  # noqa: F401 - the trainers' PSNR, one function for every image metric
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -27,11 +27,6 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 def config_file(app: str, encoding: str, given: str | Path | None = None) -> Path:
     """The network config to train with: ``given``, else configs/<app>_<encoding>.json."""
     return Path(given) if given else CONFIG_DIR / f"{app}_{encoding}.json"
-
-
-def psnr_db(mse: float) -> float:
-    """PSNR in dB of a mean squared error of values in [0, 1]."""
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
 
 
 _DEVICE = re.compile(r"(cpu|cuda)(?::(\d+))?")
