@@ -21,6 +21,7 @@ from .encoding import HASH_PRIMES
 # The descriptor kinds, spelled as vk.resources' roles (STORAGE, UNIFORM, TEXEL): that module loads Vulkan,
 # this one must not (the NumPy references and the generator import it).
 STORAGE, UNIFORM, TEXEL = "storage", "uniform", "texel"
+SAMPLER = "sampler"  # a combined image sampler (the viewer overlay's font atlas)
 MAX_PUSH_BYTES = 128  # the smallest maxPushConstantsSize Vulkan guarantees
 
 
@@ -45,6 +46,7 @@ class Slot(IntEnum):
     EVALUATIONS = 14   # network-evaluation counter
     UNIT_INPUTS = 15   # tests' unit kernel
     UNIT_OUTPUTS = 16
+    ATLAS = 17         # viewer overlay: the ImGui font atlas (graphics pipelines: FRAME is the frame shown)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Binding:
     def glsl(self) -> str:
         """The declaration, with a comment naming its slot."""
         head = f"// {self.slot.name} ({self.kind}): {self.doc}\n"
-        if self.kind == TEXEL:
+        if self.kind in (TEXEL, SAMPLER):
             return head + f"layout(set = 0, binding = {int(self.slot)}) uniform {self.element} {self.glsl_name};\n"
         if self.kind == UNIFORM:
             layout, qualifiers = "std140", "uniform"
@@ -146,6 +148,8 @@ _BINDINGS = (
             doc="NGPC MLP engine: out x in, row-major"),
     Binding("evaluations", Slot.EVALUATIONS, STORAGE, "uint", "Evaluations",
             doc="network evaluations of the tile (atomic, one add per invocation)"),
+    Binding("frame_rgba", Slot.FRAME, STORAGE, "uint[]", "Frame", "readonly", doc="viewer overlay: the frame shown"),
+    Binding("atlas", Slot.ATLAS, SAMPLER, "sampler2D", doc="viewer overlay: ImGui font atlas"),
     Binding("inputs", Slot.UNIT_INPUTS, STORAGE, "uint[]", "Inputs", "readonly", doc="unit kernel inputs"),
     Binding("outputs", Slot.UNIT_OUTPUTS, STORAGE, "uint[]", "Outputs", "writeonly", doc="unit kernel outputs"),
 )
@@ -276,7 +280,18 @@ PUSH_BLOCKS: dict[str, PushBlock] = {b.name: b for b in (
                   _f("n_steps", "int"),
                   _f("mode", "int", "0 rgb, 1 depth, 2 opacity, 3 samples")), "the NeRF app's kernels"),
     PushBlock("unit", (_f("count", "uint", "invocations with work"),), "tests' unit kernel"),
+    PushBlock("overlay_frame", (_f("frame_size", "ivec2"), _f("target_size", "ivec2"),
+                                _f("gain", "float", "2^exposure")), "viewer: the frame over the target"),
+    PushBlock("overlay_imgui", (_f("scale", "vec2", "pixels to clip space"), _f("translate", "vec2")),
+              "viewer: ImGui vertices to clip space"),
 )}
+
+
+def declare_push_block(block: PushBlock) -> PushBlock:
+    """Add the push block of an app registered outside the package; its shader includes ``block.include``."""
+    if PUSH_BLOCKS.setdefault(block.name, block) != block:
+        raise ValueError(f"push block {block.name!r} is declared already, differently")
+    return block
 
 
 # -- shared constants -------------------------------------------------------------------------------------
@@ -334,7 +349,7 @@ def markdown() -> str:
     lines = ["| slot | binding (GLSL name) | kind | element | access | block |", "|---|---|---|---|---|---|"]
     for b in sorted(BINDINGS.values(), key=lambda b: (b.slot, b.name)):
         element = b.element or "{" + ", ".join(n for _, n, _ in b.fields) + "}"
-        access = b.access or ("read" if b.kind == TEXEL else "read-write")
+        access = b.access or ("read" if b.kind in (TEXEL, SAMPLER) else "read-write")
         lines.append(f"| {int(b.slot)} {b.slot.name} | {b.name} | {b.kind} | {element} | {access} | {b.block or '-'} |")
     for p in PUSH_BLOCKS.values():
         lines += ["", f"push `{p.name}` ({p.size} bytes, struct `{p.format}`): " +

@@ -4,11 +4,11 @@ the overlay is testable headless. ImGui draw data comes in as plain arrays (see 
 here imports imgui. Its GLSL (shaders/overlay/) is compiled here, above vk/, which only takes SPIR-V."""
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..shader_interface import PUSH_BLOCKS, Slot
 from ..shaders import compile_shader
 from ..vk.device import Device
 from ..vk.live import Handle
@@ -66,8 +66,8 @@ class OverlayPass(Handle):
             pDependencies=[dependency]), None))
 
         frame_type, texture_type = vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, vk.VK_DESCRIPTOR_TYPE_COMBINED_IMAGE_SAMPLER
-        self.frame_set_layout = self._set_layout(frame_type)
-        self.texture_set_layout = self._set_layout(texture_type)
+        self.frame_set_layout = self._set_layout(frame_type, Slot.FRAME)
+        self.texture_set_layout = self._set_layout(texture_type, Slot.ATLAS)
         sizes = [vk.VkDescriptorPoolSize(type=frame_type, descriptorCount=1),
                  vk.VkDescriptorPoolSize(type=texture_type, descriptorCount=8)]
         self.pool = self.keep(vk.vkCreateDescriptorPool(dev, vk.VkDescriptorPoolCreateInfo(
@@ -78,7 +78,8 @@ class OverlayPass(Handle):
         self._frame_bound = None
         self.sampler = self.own(Sampler(self.device))
 
-        self.frame_layout, self.frame_pipeline = self._pipeline("frame", self.frame_set_layout, 20, None)
+        self.frame_layout, self.frame_pipeline = self._pipeline("frame", self.frame_set_layout,
+                                                                PUSH_BLOCKS["overlay_frame"].size, None)
         binding = vk.VkVertexInputBindingDescription(binding=0, stride=VERTEX_BYTES,
                                                      inputRate=vk.VK_VERTEX_INPUT_RATE_VERTEX)
         attributes = [vk.VkVertexInputAttributeDescription(location=0, binding=0, format=vk.VK_FORMAT_R32G32_SFLOAT,
@@ -90,11 +91,12 @@ class OverlayPass(Handle):
         vertex_input = vk.VkPipelineVertexInputStateCreateInfo(
             vertexBindingDescriptionCount=1, pVertexBindingDescriptions=[binding],
             vertexAttributeDescriptionCount=3, pVertexAttributeDescriptions=attributes)
-        self.imgui_layout, self.imgui_pipeline = self._pipeline("imgui", self.texture_set_layout, 16, vertex_input)
+        self.imgui_layout, self.imgui_pipeline = self._pipeline("imgui", self.texture_set_layout,
+                                                                PUSH_BLOCKS["overlay_imgui"].size, vertex_input)
 
-    def _set_layout(self, kind: int):
+    def _set_layout(self, kind: int, slot: int):
         vk = self.device.vk
-        binding = vk.VkDescriptorSetLayoutBinding(binding=0, descriptorType=kind, descriptorCount=1,
+        binding = vk.VkDescriptorSetLayoutBinding(binding=slot, descriptorType=kind, descriptorCount=1,
                                                   stageFlags=vk.VK_SHADER_STAGE_FRAGMENT_BIT)
         return self.keep(vk.vkCreateDescriptorSetLayout(
             self.device.handle, vk.VkDescriptorSetLayoutCreateInfo(bindingCount=1, pBindings=[binding]), None),
@@ -160,7 +162,7 @@ class OverlayPass(Handle):
             descriptorPool=self.pool, descriptorSetCount=1, pSetLayouts=[self.texture_set_layout]))[0]
         info = vk.VkDescriptorImageInfo(sampler=self.sampler.handle, imageView=image.view.handle,
                                         imageLayout=vk.VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL)
-        write = vk.VkWriteDescriptorSet(dstSet=descriptor, dstBinding=0, descriptorCount=1,
+        write = vk.VkWriteDescriptorSet(dstSet=descriptor, dstBinding=Slot.ATLAS, descriptorCount=1,
                                         descriptorType=vk.VK_DESCRIPTOR_TYPE_COMBINED_IMAGE_SAMPLER, pImageInfo=[info])
         vk.vkUpdateDescriptorSets(dev, 1, [write], 0, None)
         self.textures[texture_id] = (image, descriptor)
@@ -171,7 +173,7 @@ class OverlayPass(Handle):
         vk = self.device.vk
         self.device.wait_idle()
         info = vk.VkDescriptorBufferInfo(buffer=frame.handle, offset=0, range=frame.size)
-        write = vk.VkWriteDescriptorSet(dstSet=self.frame_set, dstBinding=0, descriptorCount=1,
+        write = vk.VkWriteDescriptorSet(dstSet=self.frame_set, dstBinding=Slot.FRAME, descriptorCount=1,
                                         descriptorType=vk.VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, pBufferInfo=[info])
         vk.vkUpdateDescriptorSets(self.device.handle, 1, [write], 0, None)
         self._frame_bound = frame
@@ -214,8 +216,10 @@ class OverlayPass(Handle):
         vk.vkCmdBindPipeline(cmd, vk.VK_PIPELINE_BIND_POINT_GRAPHICS, self.frame_pipeline)
         vk.vkCmdBindDescriptorSets(cmd, vk.VK_PIPELINE_BIND_POINT_GRAPHICS, self.frame_layout, 0, 1, [self.frame_set],
                                    0, None)
-        push = vk.ffi.new("char[]", struct.pack("<4if", *frame_size, width, height, gain))
-        vk.vkCmdPushConstants(cmd, self.frame_layout, stages, 0, 20, push)
+        block = PUSH_BLOCKS["overlay_frame"]
+        push = vk.ffi.new("char[]", block.pack({"frame_size": frame_size, "target_size": (width, height),
+                                                "gain": gain}))
+        vk.vkCmdPushConstants(cmd, self.frame_layout, stages, 0, block.size, push)
         vk.vkCmdDraw(cmd, 3, 1, 0, 0)
         if bases is not None:
             self._record_imgui(cmd, draw_lists, bases, width, height)
@@ -227,8 +231,9 @@ class OverlayPass(Handle):
         vk.vkCmdBindPipeline(cmd, vk.VK_PIPELINE_BIND_POINT_GRAPHICS, self.imgui_pipeline)
         vk.vkCmdBindVertexBuffers(cmd, 0, 1, [self.vertex_buffer.handle], [0])
         vk.vkCmdBindIndexBuffer(cmd, self.index_buffer.handle, 0, vk.VK_INDEX_TYPE_UINT32)
-        push = vk.ffi.new("char[]", struct.pack("<4f", 2.0 / width, 2.0 / height, -1.0, -1.0))
-        vk.vkCmdPushConstants(cmd, self.imgui_layout, stages, 0, 16, push)
+        block = PUSH_BLOCKS["overlay_imgui"]
+        push = vk.ffi.new("char[]", block.pack({"scale": (2.0 / width, 2.0 / height), "translate": (-1.0, -1.0)}))
+        vk.vkCmdPushConstants(cmd, self.imgui_layout, stages, 0, block.size, push)
         for dl, vertex_base, index_base in zip(draw_lists, *bases):
             for c in dl.commands:
                 if c.texture not in self.textures or c.index_count == 0:

@@ -2,12 +2,8 @@
 // The rendered frame (RGBA8 words, as the compute kernels write them) stretched over the target with nearest
 // sampling (the viewer renders at a fraction of the window when the resolution scale or dynamic resolution
 // says so), times 2^exposure. At gain 1 a byte comes out as the same byte.
-layout(std430, set = 0, binding = 0) readonly restrict buffer Frame { uint frame_rgba[]; };
-layout(push_constant) uniform Push {
-    ivec2 frame_size;
-    ivec2 target_size;
-    float gain;
-} pc;
+#include "generated/bind_frame_rgba.glsl"
+#include "generated/push_overlay_frame.glsl"
 layout(location = 0) out vec4 colour;
 
 void main() {

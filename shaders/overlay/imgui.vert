@@ -3,7 +3,7 @@
 layout(location = 0) in vec2 position;
 layout(location = 1) in vec2 uv;
 layout(location = 2) in vec4 colour;
-layout(push_constant) uniform Push { vec2 scale; vec2 translate; } pc;
+#include "generated/push_overlay_imgui.glsl"
 layout(location = 0) out vec2 v_uv;
 layout(location = 1) out vec4 v_colour;
 
