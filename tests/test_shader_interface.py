@@ -135,6 +135,7 @@ def test_no_hand_typed_binding_or_push_offset():
     assert _git_grep(r"push_constant\)") == []                         # GLSL push blocks: generated only
     assert _git_grep(r"offset\s*=\s*[0-9]+\)\s*(uniform|in|out)") == []  # explicit GLSL member offsets
     assert _git_grep(r"push_size\s*=\s*[0-9]") == []
+    assert _git_grep(r"bindings(\(\))?\[[0-9]|\{[0-9]+: \((STORAGE|UNIFORM|TEXEL)") == []  # slots by number
     packed = _git_grep(r"struct\.(Struct|pack)\(")  # a push packed by hand
     assert [line for line in packed if line.startswith(("ngrender/apps/", "tests/unit_kernel.py:"))] == []
     assert _git_grep(r"\b(GRID|MLP|OUTPUT)_BINDING\b") == []
