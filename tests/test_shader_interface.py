@@ -202,3 +202,20 @@ def test_one_psnr():
     assert loop.psnr_db is psnr_db
     assert psnr_db(0.01) == pytest.approx(20.0) and psnr_db(0.0) == float("inf")
     assert psnr_db(255.0 ** 2 / 100.0, 255.0) == pytest.approx(20.0)
+
+
+def test_activation_names_agree():
+    from ngrender import glslgen
+    from ngrender.model import OUTPUT_ACTIVATIONS
+
+    assert tuple(si.OUTPUT_ACTIVATIONS) == OUTPUT_ACTIVATIONS == glslgen.ACTIVATIONS  # model.py may not import this
+
+
+def test_torch_sh_is_the_references():
+    torch = pytest.importorskip("torch")
+    from ngrender.reference.nerf import sh_encode
+    from ngrender.train.torch_field import torch_sh
+
+    d = np.random.default_rng(1).normal(size=(64, 3)).astype(np.float32)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    assert np.array_equal(torch_sh(torch.from_numpy(d), 4).numpy(), sh_encode(d, 4))

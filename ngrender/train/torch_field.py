@@ -14,6 +14,7 @@ from torch import nn
 
 from ..encoding import HASH_PRIMES, GridGeometry, simplex_skew
 from ..model import Model, NetworkConfig
+from ..shader_interface import SH_COEFFICIENTS
 
 
 class _GatherRows(torch.autograd.Function):
@@ -170,17 +171,18 @@ def torch_sh(d: torch.Tensor, degree: int) -> torch.Tensor:
     """tcnn's SphericalHarmonics of unit directions (N, 3) -> (N, degree**2), as reference.nerf.sh_encode."""
     x, y, z = d[:, 0], d[:, 1], d[:, 2]
     xy, xz, yz, x2, y2, z2 = x * y, x * z, y * z, x * x, y * y, z * z
-    out = [torch.full_like(x, 0.28209479177387814)]
+    c = SH_COEFFICIENTS
+    out = [torch.full_like(x, c["SH_C0"])]
     if degree > 1:
-        out += [-0.48860251190291987 * y, 0.48860251190291987 * z, -0.48860251190291987 * x]
+        out += [-c["SH_C1"] * y, c["SH_C1"] * z, -c["SH_C1"] * x]
     if degree > 2:
-        out += [1.0925484305920792 * xy, -1.0925484305920792 * yz, 0.94617469575755997 * z2 - 0.31539156525251999,
-                -1.0925484305920792 * xz, 0.54627421529603959 * x2 - 0.54627421529603959 * y2]
+        out += [c["SH_C2_XY"] * xy, -c["SH_C2_XY"] * yz, c["SH_C2_ZZ"] * z2 - c["SH_C2_0"], -c["SH_C2_XY"] * xz,
+                c["SH_C2_XX"] * x2 - c["SH_C2_XX"] * y2]
     if degree > 3:
-        out += [0.59004358992664352 * y * (-3.0 * x2 + y2), 2.8906114426405538 * xy * z,
-                0.45704579946446572 * y * (1.0 - 5.0 * z2), 0.3731763325901154 * z * (5.0 * z2 - 3.0),
-                0.45704579946446572 * x * (1.0 - 5.0 * z2), 1.4453057213202769 * z * (x2 - y2),
-                0.59004358992664352 * x * (-x2 + 3.0 * y2)]
+        out += [c["SH_C3_A"] * y * (-3.0 * x2 + y2), c["SH_C3_B"] * xy * z,
+                c["SH_C3_C"] * y * (1.0 - 5.0 * z2), c["SH_C3_D"] * z * (5.0 * z2 - 3.0),
+                c["SH_C3_C"] * x * (1.0 - 5.0 * z2), c["SH_C3_E"] * z * (x2 - y2),
+                c["SH_C3_A"] * x * (-x2 + 3.0 * y2)]
     return torch.stack(out, dim=1)
 
 
