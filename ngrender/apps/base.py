@@ -32,7 +32,9 @@ class App:
     """Subclasses set ``name``, ``shader`` (the fused kernel), ``push`` (the app's declared push block,
     shader_interface.PUSH_BLOCKS), ``n_input_dims``/``n_output_dims``, ``samples_per_step`` (samples a ray
     may take before it consumes a result), ``view_class`` (+ ``modes``, ``view_rules``) and implement
-    ``push_values``.
+    ``push_values`` (the push block's values by field name). The fused kernel adds its network evaluations to
+    the ``evaluations`` binding (one atomicAdd per invocation); ``run_tile`` reads them back into
+    FrameStats.samples.
 
     ``pipeline``: ``fused`` (one dispatch per tile), ``unfused`` (every stage its own dispatch) or
     ``fused-rest`` (encoding and MLP separate, everything else one kernel) or ``ngpc`` (fused-rest with the
