@@ -287,13 +287,6 @@ PUSH_BLOCKS: dict[str, PushBlock] = {b.name: b for b in (
 )}
 
 
-def declare_push_block(block: PushBlock) -> PushBlock:
-    """Add the push block of an app registered outside the package; its shader includes ``block.include``."""
-    if PUSH_BLOCKS.setdefault(block.name, block) != block:
-        raise ValueError(f"push block {block.name!r} is declared already, differently")
-    return block
-
-
 # -- shared constants -------------------------------------------------------------------------------------
 # tcnn's SphericalHarmonics coefficients (sh.glsl, reference/nerf.py): SH_<degree>_<term>
 SH_COEFFICIENTS = {

@@ -29,9 +29,10 @@ WORKGROUP = 8
 
 
 class App:
-    """Subclasses set ``name``, ``shader`` (the fused kernel), ``push`` (the app's declared push block,
-    shader_interface.PUSH_BLOCKS), ``n_input_dims``/``n_output_dims``, ``samples_per_step`` (samples a ray
-    may take before it consumes a result), ``view_class`` (+ ``modes``, ``view_rules``) and implement
+    """Subclasses set ``name``, ``shader`` (the fused kernel), ``push`` (the app's declared push block:
+    shader_interface.PUSH_BLOCKS for the built-in apps; the kernel includes ``push.include``),
+    ``n_input_dims``/``n_output_dims``, ``samples_per_step`` (samples a ray may take before it consumes a
+    result), ``view_class`` (+ ``modes``, ``view_rules``) and implement
     ``push_values`` (the push block's values by field name). The fused kernel adds its network evaluations to
     the ``evaluations`` binding (one atomicAdd per invocation); ``run_tile`` reads them back into
     FrameStats.samples.
@@ -74,7 +75,9 @@ class App:
             self.field = FieldResources(device, model, self.variant)
             self.output = Buffer(device, max_tile[0] * max_tile[1] * 4, (STORAGE,), host=True)
             if pipeline == "fused":
-                spirv = compile_shader(self.shader, self.defines(), self.field.generated())
+                # the push block's declaration goes with the kernel: an app declared outside the package too
+                generated = {**self.field.generated(), self.push.include: self.push.glsl()}
+                spirv = compile_shader(self.shader, self.defines(), generated)
                 bindings = self.field.bindings()
                 # the fused kernel counts its network evaluations on the GPU (how far a ray marches is data)
                 self.evaluations = Buffer(device, 4, (STORAGE,), host=True)
