@@ -342,7 +342,7 @@ def markdown() -> str:
     lines = ["| slot | binding (GLSL name) | kind | element | access | block |", "|---|---|---|---|---|---|"]
     for b in sorted(BINDINGS.values(), key=lambda b: (b.slot, b.name)):
         element = b.element or "{" + ", ".join(n for _, n, _ in b.fields) + "}"
-        access = b.access or ("read" if b.kind in (TEXEL, SAMPLER) else "read-write")
+        access = b.access or ("read" if b.kind in (TEXEL, SAMPLER, UNIFORM) else "read-write")
         lines.append(f"| {int(b.slot)} {b.slot.name} | {b.name} | {b.kind} | {element} | {access} | {b.block or '-'} |")
     for p in PUSH_BLOCKS.values():
         lines += ["", f"push `{p.name}` ({p.size} bytes, struct `{p.format}`): " +
