@@ -5,7 +5,6 @@ Its three pieces: this module (the App subclass with its view type and modes, it
 register_app call), and its shader tests/shaders/sdf2d.comp. Importing this module registers it."""
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ngrender.apps.base import App
 from ngrender.model import Model
 from ngrender.reference.field import Network, field_network
 from ngrender.reference.output import to_uint8
+from ngrender.shader_interface import PushBlock, PushField
 
 MODES = {"distance": 0, "inside": 1}
 
@@ -37,13 +37,18 @@ class Sdf2dApp(App):
 
     name = "sdf2d"
     shader = str(Path(__file__).resolve().parent / "shaders" / "sdf2d.comp")
-    push = struct.Struct("<2i2i2ffi")  # matches `Push` in the shader
+    push = PushBlock("sdf2d", (PushField("tile_origin", "ivec2", "first pixel of this tile in the frame"),
+                               PushField("tile_size", "ivec2"),
+                               PushField("pixel_step", "vec2", "the frame covers [0, 1]^2"),
+                               PushField("scale", "float", "distance mode: grey = clamp(0.5 - scale * d, 0, 1)"),
+                               PushField("mode", "int", "0 distance, 1 inside")), "the fifth app's kernel")
     n_input_dims, n_output_dims = 2, 1
     view_class, modes = Sdf2dView, MODES
     view_rules = {"scale": (lambda v: v > 0, "> 0")}
 
-    def push_values(self, view: Sdf2dView, frame, origin, size) -> tuple:
-        return (*origin, *size, *pixel_step(*frame), view.scale, MODES[view.mode])
+    def push_values(self, view: Sdf2dView, frame, origin, size) -> dict:
+        return {"tile_origin": origin, "tile_size": size, "pixel_step": pixel_step(*frame), "scale": view.scale,
+                "mode": MODES[view.mode]}
 
 
 def render(model: Model, width: int, height: int, view: Sdf2dView,

@@ -4,20 +4,13 @@
 // encoding -> MLP -> signed distance -> a grey level ("distance") or white inside, black outside ("inside").
 layout(local_size_x = 8, local_size_y = 8) in;
 
-#define GRID_BINDING 0
-#define MLP_BINDING 2
-layout(push_constant) uniform Push {  // matches Sdf2dApp.push
-    ivec2 tile_origin;  // first pixel of this tile in the frame
-    ivec2 tile_size;
-    vec2 pixel_step;    // the frame covers [0, 1]^2
-    float scale;        // distance mode: grey = clamp(0.5 - scale * d, 0, 1)
-    int mode;           // 0 distance, 1 inside
-} pc;
+#include "generated/push_sdf2d.glsl"
 
 #include "output.glsl"
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"
+#include "generated/bind_evaluations.glsl"
 
 void main() {
     variant_prologue();  // before any invocation returns: the shared variant loads weights with a barrier
@@ -28,6 +21,7 @@ void main() {
     grid_encode(uv, feat);
     float y[MLP_OUT];
     mlp_forward(feat, y);
+    atomicAdd(evaluations, 1u);  // the tile's network-evaluation counter
     precise float grey = pc.mode == 0 ? clamp(0.5 - pc.scale * y[0], 0.0, 1.0) : (y[0] < 0.0 ? 1.0 : 0.0);
     write_pixel(gid, uint(pc.tile_size.x), vec3(grey));
 }
