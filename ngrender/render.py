@@ -21,7 +21,8 @@ KERNEL_CLASSES = ("encoding", "mlp", "rest", "fused")
 
 @dataclass
 class FrameStats:
-    """What one frame cost: wall time, GPU time per kernel (from timestamps) and the work done.
+    """What one frame cost: wall time, GPU time per kernel (from timestamps) and the work done. Filled by the
+    Renderer only: submissions as they complete, each tile's TileWork, the projection after the last tile.
 
     Kernel labels are ``class/name``, the class one of KERNEL_CLASSES: the paper's breakdown (input encoding,
     MLP, rest of kernels) for the unfused pipelines, ``fused/<app>`` for the fused kernel."""
@@ -108,11 +109,13 @@ class Renderer:
         def submit(record) -> None:
             stats.add_submission(*self.commands.submit(record))
 
-        self.app.run_tile(submit, view, frame, origin, size, stats)
+        work = self.app.run_tile(submit, view, frame, origin, size)
         stats.tiles += 1
+        stats.samples += work.samples
+        stats.iterations += work.iterations
 
     def _new_stats(self, width: int, height: int) -> FrameStats:
-        return FrameStats(width, height, pipeline=self.app.pipeline_name)  # run_tile adds the samples
+        return FrameStats(width, height, pipeline=self.app.pipeline_name)
 
     def render(self, width: int, height: int, view=None) -> tuple[np.ndarray, FrameStats]:
         """The frame as (height, width, 3) uint8."""
@@ -122,7 +125,7 @@ class Renderer:
         image = np.empty((height, width, 3), dtype=np.uint8)
         for y, strip in self._strips(width, height, view, stats):
             image[y:y + strip.shape[0]] = strip
-        self.app.finish_frame(stats)
+        stats.ngpc_ms = self.app.projected_frame_ms(stats)
         stats.wall_ms = (time.perf_counter() - start) * 1e3
         return image, stats
 
@@ -141,7 +144,7 @@ class Renderer:
                 writer.write(strip)
                 if progress:
                     progress(y + strip.shape[0], height)
-            self.app.finish_frame(stats)
+            stats.ngpc_ms = self.app.projected_frame_ms(stats)
             if check is not None:
                 check()
             writer.close()

@@ -16,6 +16,7 @@ import pytest
 from ngrender.apps import create_app
 from ngrender.errors import ConfigError
 from ngrender.ngpc.arch import load_arch
+from ngrender.ngpc.wavefront import ngpc_stages
 from ngrender.ngpc.timing import LevelWork, Workload, encoding_cycles, layer_cycles, level_cycles, project
 from ngrender.reference.nerf import sh_encode
 from ngrender.reference.ngpc import engine_encode, engine_mlp
@@ -28,9 +29,9 @@ from helpers import APPS, model_for, render
 def test_ngpc_image_matches_the_gpu_path(device, app, encoding):
     model = model_for(app, encoding)
     gpu, _, _ = render(device, model, pipeline="fused")
-    same, stats, _ = render(device, model, pipeline="ngpc", ngpc_arch=load_arch(storage_precision="fp32"))
+    same, stats, _ = render(device, model, pipeline="ngpc", wavefront=ngpc_stages(load_arch(storage_precision="fp32")))
     np.testing.assert_array_equal(same, gpu)
-    half, stats, _ = render(device, model, pipeline="ngpc")
+    half, stats, _ = render(device, model, pipeline="ngpc", wavefront=ngpc_stages(load_arch()))
     diff = np.abs(half.astype(int) - gpu.astype(int)).max(axis=2)
     assert (diff > 2).mean() <= 0.01 and diff.mean() < 0.5
     assert stats.ngpc_ms is not None and 0 < stats.ngpc_ms and stats.class_ms()["rest"] <= stats.ngpc_ms * 1.0001
@@ -42,7 +43,7 @@ def test_engine_kernels_match_the_numpy_engines(device, precision):
     storage, accumulate = precision
     model = model_for("nerf", "hash")
     arch = load_arch(storage_precision=storage, accumulate_precision=accumulate)
-    app = create_app(device, model, "baked", pipeline="ngpc", ngpc_arch=arch)
+    app = create_app(device, model, "baked", pipeline="ngpc", wavefront=ngpc_stages(arch))
     renderer = Renderer(device, app)
     try:
         renderer.render(24, 20, app.default_view())

@@ -18,6 +18,7 @@ from ..vk.compute import create_bound_pipeline
 from ..vk.device import Device
 from ..vk.resources import STORAGE, Buffer
 from .field import FieldResources, choose_variant, shared_weight_bytes
+from .wavefront import TileWork, Wavefront, WavefrontSpec
 
 PIPELINES = ("fused", "unfused", "fused-rest", "ngpc")
 MLP_DISPATCHES = ("network", "layer", "coopmat")
@@ -39,10 +40,11 @@ class App:
 
     ``pipeline``: ``fused`` (one dispatch per tile), ``unfused`` (every stage its own dispatch) or
     ``fused-rest`` (encoding and MLP separate, everything else one kernel) or ``ngpc`` (fused-rest with the
-    encoding and MLP as the simulated NGPC's engines, ``ngpc_arch`` an ngpc.arch.Arch, default NGPC-8);
-    ``mlp_dispatch``: unfused MLPs as
-    one dispatch per ``network`` or per ``layer``; ``encode_dispatch``: unfused encoding with one invocation
-    per sample and ``level`` (tcnn), per ``sample``, or ``auto`` (level on GPUs, sample on CPU drivers)."""
+    encoding and MLP as the simulated NGPC's engines). The unfused pipelines' stages are built by
+    ``wavefront(spec)`` (default apps.wavefront.Wavefront; for ngpc, ngpc.wavefront.ngpc_stages(arch), which
+    RenderSession passes). ``mlp_dispatch``: unfused MLPs as one dispatch per ``network`` or per ``layer``;
+    ``encode_dispatch``: unfused encoding with one invocation per sample and ``level`` (tcnn), per
+    ``sample``, or ``auto`` (level on GPUs, sample on CPU drivers)."""
 
     name = "app"
     shader = ""
@@ -54,17 +56,20 @@ class App:
 
     def __init__(self, device: Device, model: Model, variant: str = "auto",
                  max_tile: tuple[int, int] = (1024, 1024), pipeline: str = "fused",
-                 mlp_dispatch: str = "network", encode_dispatch: str = "auto", ngpc_arch=None) -> None:
+                 mlp_dispatch: str = "network", encode_dispatch: str = "auto",
+                 wavefront: Callable[[WavefrontSpec], Wavefront] | None = None) -> None:
         self.check_model(model)
         if pipeline not in PIPELINES:
             raise ConfigError(f"unknown pipeline {pipeline!r}; choose one of {', '.join(PIPELINES)}")
+        if pipeline == "ngpc" and wavefront is None:  # apps do not import ngpc: its stages come from above
+            raise ConfigError("the ngpc pipeline needs the NGPC's stages: wavefront=ngpc.wavefront.ngpc_stages(arch) "
+                              "(RenderSession(pipeline='ngpc', ngpc_arch=...) passes them)")
         if mlp_dispatch not in MLP_DISPATCHES:
             raise ConfigError(f"unknown MLP dispatch {mlp_dispatch!r}; choose one of {', '.join(MLP_DISPATCHES)}")
         if pipeline != "fused":
             max_tile = (min(max_tile[0], UNFUSED_MAX_TILE[0]), min(max_tile[1], UNFUSED_MAX_TILE[1]))
         self.device, self.model, self.max_tile = device, model, max_tile
         self.pipeline_name, self.mlp_dispatch, self.encode_dispatch = pipeline, mlp_dispatch, encode_dispatch
-        self.ngpc_arch = ngpc_arch
         layers = model.layers + (model.rgb_layers or [])
         self.variant = choose_variant(device, variant, shared_weight_bytes(layers, model.storage_dtype == "float16"))
         self.kernel_label = f"fused/{self.name}"
@@ -85,11 +90,16 @@ class App:
                                  BINDINGS["evaluations"].bind(self.evaluations)])
                 self.pipeline = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
             else:
-                from .wavefront import Wavefront
-                self.wavefront = Wavefront(self)
+                self.wavefront = (wavefront or Wavefront)(self.wavefront_spec())
         except BaseException:
             self.destroy()
             raise
+
+    def wavefront_spec(self) -> WavefrontSpec:
+        """What the unfused pipelines' stages need from this app."""
+        return WavefrontSpec(self.device, self.field, self.output, self.name, self.push.size, self.defines(),
+                             self.max_tile, self.samples_per_step, self.pipeline_name, self.mlp_dispatch,
+                             self.encode_dispatch)
 
     def defines(self) -> dict[str, int | str]:
         return {**self.field.defines(), **self.extra_defines}
@@ -134,10 +144,9 @@ class App:
             return validate.string(raw, f"{self.name} render mode", self.modes)
         return validate.like(raw, default, where)
 
-    def finish_frame(self, stats) -> None:
-        """After the last tile: the NGPC pipeline adds its projected frame time."""
-        if self.wavefront is not None:
-            self.wavefront.finish_frame(stats)
+    def projected_frame_ms(self, stats) -> float | None:
+        """After the last tile: a simulated device's frame time for this frame (the ngpc pipeline's), else None."""
+        return self.wavefront.projected_frame_ms(stats) if self.wavefront is not None else None
 
     def default_view(self):
         return self.make_view({})
@@ -148,18 +157,17 @@ class App:
         raise NotImplementedError
 
     def run_tile(self, submit: Callable, view, frame: tuple[int, int], origin: tuple[int, int],
-                 size: tuple[int, int], stats) -> None:
+                 size: tuple[int, int]) -> TileWork:
         """Render one tile into the output buffer; ``submit(record)`` runs ``record(recording)`` on the device
-        with timed dispatches (vk.timing.TimedCommands) and adds them to ``stats``, and the tile's network
-        evaluations to ``stats.samples``."""
+        with timed dispatches (vk.timing.TimedCommands). Returns the tile's work for FrameStats: the fused kernel
+        counts its network evaluations on the GPU."""
         push = self.push.pack(self.push_values(view, frame, origin, size))
         if self.wavefront is not None:
-            self.wavefront.run_tile(submit, push, size, stats)
-            return
+            return self.wavefront.run_tile(submit, push, size)
         groups = (-(-size[0] // WORKGROUP), -(-size[1] // WORKGROUP), 1)
         self.evaluations.write(np.zeros(1, np.uint32))
         submit(lambda rec: rec.dispatch(self.kernel_label, self.pipeline, groups, push))
-        stats.samples += int(self.evaluations.read(np.uint32, 1)[0])
+        return TileWork(int(self.evaluations.read(np.uint32, 1)[0]))
 
     def read_tile(self, size: tuple[int, int]) -> np.ndarray:
         w, h = size
