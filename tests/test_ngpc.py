@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,6 +128,19 @@ def test_batch_pipeline_by_hand():
 def test_parameters_out_of_range_are_rejected(change, message):
     with pytest.raises(ConfigError, match=message):
         load_arch("NGPC-8", **change)
+
+
+def test_with_values_checks_against_the_loaded_file(tmp_path):
+    """A copy is checked against the ranges of the file its Arch came from, not the default file's."""
+    spec = json.loads((Path(__file__).parents[1] / "configs" / "ngpc.json").read_text())
+    spec["parameters"]["n_nfp"]["max"] = 100
+    narrow = tmp_path / "arch.json"
+    narrow.write_text(json.dumps(spec))
+    arch = load_arch("NGPC-8", path=narrow)
+    assert arch.with_values(n_nfp=100).n_nfp == 100
+    with pytest.raises(ConfigError, match=r"n_nfp = 200 is outside its valid range \[1, 100\]"):
+        arch.with_values(n_nfp=200)  # the default file allows up to 4096
+    assert load_arch("NGPC-8").with_values(n_nfp=200).n_nfp == 200
 
 
 def test_presets_and_files(tmp_path):

@@ -4,7 +4,7 @@ the number of Neural Field Processors. Nothing here is fitted to reproduce a pub
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,11 +15,13 @@ ARCH_FILE = Path(__file__).resolve().parents[2] / "configs" / "ngpc.json"
 
 @dataclass(frozen=True)
 class Arch:
-    """One NGPC configuration: ``values`` (name -> value) and ``sources`` (name -> where the value comes from)."""
+    """One NGPC configuration: ``values`` (name -> value), ``sources`` (name -> where the value comes from) and
+    ``parameters``, the ranges and choices of the architecture file it was loaded from."""
 
     name: str
     values: Mapping[str, Any]
     sources: Mapping[str, str]
+    parameters: Mapping[str, dict] = field(repr=False)
 
     def __getattr__(self, item: str) -> Any:
         try:
@@ -35,11 +37,9 @@ class Arch:
         return 2 if self.values["storage_precision"] == "fp16" else 4
 
     def with_values(self, name: str | None = None, **changes: Any) -> "Arch":
-        """A copy with some parameters changed (checked like the file's)."""
-        spec = _load_spec(ARCH_FILE)
-        values = dict(self.values)
-        values.update(changes)
-        return Arch(name or self.name, _checked(values, spec["parameters"]), self.sources)
+        """A copy with some parameters changed, checked against the ranges of the file this one came from."""
+        values = {**self.values, **changes}
+        return Arch(name or self.name, _checked(values, self.parameters), self.sources, self.parameters)
 
     def assumptions(self) -> list[str]:
         return [f"{k} = {self.values[k]}: {src}" for k, src in self.sources.items() if "assumption" in src]
@@ -87,7 +87,7 @@ def load_arch(preset: str = "NGPC-8", path: str | Path = ARCH_FILE, **overrides:
     values.update(spec["presets"][preset])
     values.update(overrides)
     sources = {name: p["source"] for name, p in spec["parameters"].items()}
-    return Arch(preset, _checked(values, spec["parameters"]), sources)
+    return Arch(preset, _checked(values, spec["parameters"]), sources, spec["parameters"])
 
 
 def presets(path: str | Path = ARCH_FILE) -> list[str]:
