@@ -124,15 +124,16 @@ def _device_args(p: argparse.ArgumentParser) -> None:
 def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", choices=PIPELINES, default="fused",
                    help="fused: one kernel per tile; unfused: every stage its own timed dispatch (instant-ngp's "
-                        "structure); fused-rest: encoding and MLP separate, the rest one kernel")
+                        "structure); fused-rest: encoding and MLP separate, the rest one kernel; ngpc: fused-rest "
+                        "with encoding and MLP run as the simulated NGPC's engines (--ngpc-preset, --ngpc-set), "
+                        "printing the projected NGPC frame time")
     p.add_argument("--mlp-dispatch", choices=MLP_DISPATCHES, default="network",
                    help="unfused pipelines: one MLP dispatch per network or per layer")
     p.add_argument("--encode-dispatch", choices=ENCODE_DISPATCHES, default="auto",
                    help="unfused encoding: one invocation per (sample, level) as tcnn, per sample, or auto "
                         "(level on GPUs, sample on CPU drivers)")
-    p.add_argument("--dispatch", choices=("gpu", "ngpc"), default="gpu",
-                   help="ngpc: run encoding and MLP as the simulated NGPC's engines (beside the GPU's fused "
-                        "rest-of-kernels) and print the projected NGPC frame time")
+    # The NGPC path had a second spelling; it is refused with the one that works (see _pipeline_options).
+    p.add_argument("--dispatch", help=argparse.SUPPRESS)
     _ngpc_arch_args(p)
 
 
@@ -161,16 +162,17 @@ def _ngpc_overrides(items: list[str] | None) -> dict:
 
 
 def _pipeline_options(args: argparse.Namespace) -> dict:
+    """RenderSession's pipeline options; the NGPC's preset and overrides apply whenever the pipeline is ngpc."""
+    if args.dispatch is not None:
+        raise NgrenderError("--dispatch is gone: the simulated NGPC is --pipeline ngpc (with --ngpc-preset and "
+                            "--ngpc-set)")
     options = {"pipeline": args.pipeline, "mlp_dispatch": args.mlp_dispatch, "encode_dispatch": args.encode_dispatch}
-    if args.dispatch != "ngpc" and (args.ngpc_set or args.ngpc_preset):
-        raise NgrenderError("--ngpc-preset and --ngpc-set apply to the simulated NGPC only: add --dispatch ngpc")
-    if args.dispatch == "ngpc":
-        from .ngpc.arch import load_arch
-        if args.pipeline != "fused":
-            raise NgrenderError("--dispatch ngpc runs its own pipeline (the GPU's fused rest-of-kernels beside the "
-                                "engines); leave --pipeline out")
-        options.update(pipeline="ngpc", ngpc_arch=load_arch(args.ngpc_preset or "NGPC-8",
-                                                              **_ngpc_overrides(args.ngpc_set)))
+    if args.pipeline != "ngpc":
+        if args.ngpc_set or args.ngpc_preset:
+            raise NgrenderError("--ngpc-preset and --ngpc-set apply to the simulated NGPC only: add --pipeline ngpc")
+        return options
+    from .ngpc.arch import load_arch
+    options["ngpc_arch"] = load_arch(args.ngpc_preset or "NGPC-8", **_ngpc_overrides(args.ngpc_set))
     return options
 
 

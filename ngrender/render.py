@@ -39,6 +39,7 @@ class FrameStats:
     iterations: int = 0      # unfused pipelines: march iterations (batches), summed over tiles
     pipeline: str = "fused"
     ngpc_ms: float | None = None  # ngpc pipeline: the projected frame time on the simulated NGPC (ngpc/timing.py)
+    ngpc: str | None = None       # ngpc pipeline: the simulated NGPC (Arch.describe)
 
     @property
     def gpu_ms(self) -> float:
@@ -68,7 +69,7 @@ class FrameStats:
         else:
             kernels = ", ".join(f"{k} {v:.1f} ms" for k, v in self.class_ms().items() if k != "fused") + \
                 f"; {len(self.dispatches)} dispatches, {self.iterations} iterations, {self.samples:,} samples"
-        ngpc = f"; projected on the NGPC: {self.ngpc_ms:.3f} ms" if self.ngpc_ms is not None else ""
+        ngpc = f"; projected on the NGPC {self.ngpc}: {self.ngpc_ms:.3f} ms" if self.ngpc_ms is not None else ""
         return (f"{self.width}x{self.height} in {self.tiles} tile(s), {self.pipeline} pipeline: "
                 f"{self.wall_ms:.1f} ms wall, {self.gpu_ms:.1f} ms GPU ({kernels}), {self.megapixels_per_s:.2f} Mpx/s"
                 f"{ngpc}")
@@ -117,6 +118,12 @@ class Renderer:
     def _new_stats(self, width: int, height: int) -> FrameStats:
         return FrameStats(width, height, pipeline=self.app.pipeline_name)
 
+    def _finish(self, stats: FrameStats) -> None:
+        """After the last tile: a simulated device's projection of the frame (the ngpc pipeline)."""
+        projected = self.app.projected(stats)
+        if projected is not None:
+            stats.ngpc, stats.ngpc_ms = projected
+
     def render(self, width: int, height: int, view=None) -> tuple[np.ndarray, FrameStats]:
         """The frame as (height, width, 3) uint8."""
         view = view or self.app.default_view()
@@ -125,7 +132,7 @@ class Renderer:
         image = np.empty((height, width, 3), dtype=np.uint8)
         for y, strip in self._strips(width, height, view, stats):
             image[y:y + strip.shape[0]] = strip
-        stats.ngpc_ms = self.app.projected_frame_ms(stats)
+        self._finish(stats)
         stats.wall_ms = (time.perf_counter() - start) * 1e3
         return image, stats
 
@@ -144,7 +151,7 @@ class Renderer:
                 writer.write(strip)
                 if progress:
                     progress(y + strip.shape[0], height)
-            stats.ngpc_ms = self.app.projected_frame_ms(stats)
+            self._finish(stats)
             if check is not None:
                 check()
             writer.close()

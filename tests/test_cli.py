@@ -210,6 +210,33 @@ def test_render_unfused_pipelines_through_the_cli(tmp_path):
     assert proc.returncode == 2 and "invalid choice: 'half'" in proc.stderr
 
 
+def test_ngpc_preset_and_overrides_are_what_is_simulated(tmp_path):
+    """--pipeline ngpc --ngpc-preset NGPC-64 simulates NGPC-64 with the overrides (it once ran NGPC-8): the
+    projection is described by the engines' own architecture, and its time is NGPC-64's, not NGPC-8's."""
+    scene = ROOT / "scenes" / "standin" / "sdf_torus_dense.json"
+    proc = run_cli("render", scene, "--out", tmp_path / "n.png", "--width", 32, "--height", 24, "--pipeline", "ngpc",
+                   "--ngpc-preset", "NGPC-64", "--ngpc-set", "clock_ghz=2", "--ngpc-set", "storage_precision=fp32")
+    assert proc.returncode == 0, proc.stderr
+    assert "projected on the NGPC NGPC-64 (64 NFPs at 2 GHz, fp32 storage, fp32 accumulation)" in proc.stdout
+
+    from ngrender.cli import _pipeline_options, build_parser
+    from ngrender.ngpc.arch import load_arch
+    from ngrender.ngpc.timing import Workload, project
+    from ngrender.session import RenderSession
+
+    args = build_parser().parse_args(["render", str(scene), "--out", "x.png", "--pipeline", "ngpc",
+                                      "--ngpc-preset", "NGPC-64", "--ngpc-set", "clock_ghz=2"])
+    with RenderSession.from_scene(scene, **_pipeline_options(args)) as session:
+        arch = session.app.wavefront.arch
+        assert (arch.name, arch.n_nfp, arch.clock_ghz) == ("NGPC-64", 64, 2)
+        _, stats = session.renderer.render(32, 24, session.view())
+        rest = stats.class_ms()["rest"]
+        work = Workload.from_model(session.model, stats.samples, arch.bytes_per_value())
+        want = {preset: project(load_arch(preset, clock_ghz=2), work, max(stats.gpu_ms, rest, 1e-9), rest).frame_ms
+                for preset in ("NGPC-8", "NGPC-64")}
+        assert stats.ngpc_ms == want["NGPC-64"] != want["NGPC-8"]
+
+
 def test_bench_breakdown_through_the_cli(tmp_path):
     proc = run_cli("bench", "sdf", "--breakdown", "--encodings", "lowres", "--sizes", "16", "--repeats", "1",
                "--out-dir", tmp_path / "bd")
@@ -225,15 +252,18 @@ def test_bench_breakdown_through_the_cli(tmp_path):
 
 def test_ngpc_through_the_cli(tmp_path):
     scene = ROOT / "scenes" / "standin" / "sdf_torus_dense.json"
-    proc = run_cli("render", scene, "--out", tmp_path / "n.png", "--width", 32, "--height", 24, "--dispatch", "ngpc",
-               "--ngpc-preset", "NGPC-16", "--ngpc-set", "storage_precision=fp32", "--validation")
+    proc = run_cli("render", scene, "--out", tmp_path / "n.png", "--width", 32, "--height", 24, "--pipeline", "ngpc",
+                   "--ngpc-preset", "NGPC-16", "--ngpc-set", "storage_precision=fp32", "--validation")
     assert proc.returncode == 0, proc.stderr
-    assert "ngpc pipeline" in proc.stdout and "projected on the NGPC" in proc.stdout
+    assert "ngpc pipeline" in proc.stdout and "projected on the NGPC NGPC-16 (16 NFPs" in proc.stdout
     proc = run_cli("ngpc", "arch", "--ngpc-preset", "NGPC-32")
     assert proc.returncode == 0 and proc.stdout.startswith("NGPC-32 ") and "assumption" in proc.stdout, proc.stdout
     assert re.search(r"^  n_nfp +32 ", proc.stdout, re.M), proc.stdout  # the preset's value, not its name
-    ngpc = ("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc")
+    ngpc = ("render", scene, "--out", tmp_path / "n.png", "--pipeline", "ngpc")
     assert_one_error_line(run_cli(*ngpc, "--ngpc-set", "clock_ghz=0"), "clock_ghz = 0 is outside its valid range")
     assert_one_error_line(run_cli(*ngpc, "--ngpc-set", "fast"), "must look like KEY=VALUE")
-    assert_one_error_line(run_cli(*ngpc, "--pipeline", "unfused"), "leave --pipeline out")
+    assert_one_error_line(run_cli("render", scene, "--out", tmp_path / "n.png", "--dispatch", "ngpc"),
+                          "the simulated NGPC is --pipeline ngpc")
+    assert_one_error_line(run_cli("render", scene, "--out", tmp_path / "n.png", "--ngpc-preset", "NGPC-16"),
+                          "add --pipeline ngpc")
     assert_one_error_line(run_cli("ngpc", "arch", "--ngpc-preset", "NGPC-3"), "unknown NGPC preset")

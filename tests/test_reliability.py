@@ -336,7 +336,7 @@ def test_png_only_output(tmp_path):
 
 def test_ngpc_set_needs_the_ngpc_path(tmp_path):
     assert_one_error_line(run_in_process("render", GIGAPIXEL, "--out", tmp_path / "o.png", "--ngpc-set", "clock_ghz=2"),
-                          "add --dispatch ngpc")
+                          "add --pipeline ngpc")
 
 
 def test_cache_dir_that_is_a_file(tmp_path, monkeypatch):

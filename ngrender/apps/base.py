@@ -144,9 +144,9 @@ class App:
             return validate.string(raw, f"{self.name} render mode", self.modes)
         return validate.like(raw, default, where)
 
-    def projected_frame_ms(self, stats) -> float | None:
-        """After the last tile: a simulated device's frame time for this frame (the ngpc pipeline's), else None."""
-        return self.wavefront.projected_frame_ms(stats) if self.wavefront is not None else None
+    def projected(self, stats) -> tuple[str, float] | None:
+        """After the last tile: (simulated device, its frame time in ms) for this frame (the ngpc pipeline's)."""
+        return self.wavefront.projected(stats) if self.wavefront is not None else None
 
     def default_view(self):
         return self.make_view({})

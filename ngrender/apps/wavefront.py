@@ -128,8 +128,8 @@ class Wavefront:
 
     encode_shader = "encode"
 
-    def projected_frame_ms(self, stats) -> float | None:
-        """A simulated device's frame time for the finished frame's work (none here)."""
+    def projected(self, stats) -> tuple[str, float] | None:
+        """(simulated device, its frame time in ms) for the finished frame's work; None: nothing simulated."""
         return None
 
     def _own(self, obj):

@@ -41,6 +41,11 @@ class Arch:
         values = {**self.values, **changes}
         return Arch(name or self.name, _checked(values, self.parameters), self.sources, self.parameters)
 
+    def describe(self) -> str:
+        """``NGPC-64 (64 NFPs at 1 GHz, fp16 storage, fp32 accumulation)``."""
+        return (f"{self.name} ({self.n_nfp} NFPs at {self.clock_ghz:g} GHz, {self.storage_precision} storage, "
+                f"{self.accumulate_precision} accumulation)")
+
     def assumptions(self) -> list[str]:
         return [f"{k} = {self.values[k]}: {src}" for k, src in self.sources.items() if "assumption" in src]
 

@@ -55,13 +55,13 @@ class NgpcWavefront(Wavefront):
         return self._kernel("ngpc/mlp.comp", f"mlp/{label}", bindings, {"generated/layers.glsl": code},
                             defines=defines)
 
-    def projected_frame_ms(self, stats) -> float | None:
-        """The frame's projected time on the NGPC from its work and its measured rest-of-kernels time."""
+    def projected(self, stats) -> tuple[str, float] | None:
+        """This NGPC and the frame's time on it, from the frame's work and its measured rest-of-kernels time."""
         if stats.samples == 0:
             return None
         work = Workload.from_model(self.model, stats.samples, self.arch.bytes_per_value())
         rest = stats.class_ms()["rest"]
-        return project(self.arch, work, max(stats.gpu_ms, rest, 1e-9), rest).frame_ms
+        return self.arch.describe(), project(self.arch, work, max(stats.gpu_ms, rest, 1e-9), rest).frame_ms
 
 
 def ngpc_stages(arch: Arch) -> Callable[[WavefrontSpec], NgpcWavefront]:
