@@ -321,20 +321,12 @@ def _train_outputs(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     return out, checkpoint, scene
 
 
-def _quality(app: str, m: dict) -> str:
-    """The trainer's quality figures in words."""
-    if app == "gigapixel":
-        return f"PSNR {m['psnr_db']:.2f} dB against the source image at {m['source_size'][0]}x{m['source_size'][1]}"
-    if app == "sdf":
-        return (f"surface error {m['surface_error_mean']:.5f} mean ({m['surface_error_pct_diagonal']:.3f}% of "
-                f"the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}%")
-    if app == "nerf":
-        if m["psnr_db"] is None:
-            return m["note"]
-        return (f"PSNR {m['psnr_db']:.2f} dB (lowest view {m['psnr_min_db']:.2f} dB) on {m['test_views']} held-out "
-                f"test views at {m['eval_size'][0]}x{m['eval_size'][1]}")
-    return (f"PSNR {m['psnr_db']:.2f} dB against direct volume rendering of the raw scan "
-            f"({len(m['psnr_views_db'])} views at {m['eval_size']}x{m['eval_size']})")
+def _train_source(args: argparse.Namespace) -> str:
+    """What the app's trainer fits: --data, else the app's own option (its default data set)."""
+    if args.app == "nerf" and not args.data:
+        raise NgrenderError("train nerf needs --data FOLDER (a transforms.json data set; make one with "
+                            "`ngrender data nerf-from-mesh bunny data/nerf_bunny`)")
+    return args.data or {"gigapixel": args.image, "sdf": args.mesh, "volume": args.volume}.get(args.app)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -342,45 +334,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError as exc:
         raise NgrenderError(f"training needs the [train] extra (PyTorch CPU): {exc}") from None
+    import importlib
+
     from .train.loop import resolve_device
 
     device = resolve_device(args.device)  # before any work: a device torch cannot use is one clear line
     out, checkpoint, scene_path = _train_outputs(args)
-    resume = Path(args.resume) if args.resume else None
-    common = dict(steps=args.steps, time_budget=args.time_budget, seed=args.seed, checkpoint=checkpoint,
-                  resume=resume, progress=sys.stderr.isatty(), device=device)
-    if args.app == "gigapixel":
-        from .data.images import resolve_image
-        from .train import gigapixel as trainer
-        from .train.loop import config_file
-
-        image = resolve_image(args.data or args.image)
-        result = trainer.train(image, config_file("gigapixel", args.encoding, args.config),
-                               batch=args.batch or 1 << 16, **common)
-        metrics = {"psnr_db": result.psnr, "source_size": result.model.extra["source_size"]}
-        seconds = result.seconds
-    else:
-        options = {}
-        if args.app == "sdf":
-            from .train import sdf as trainer
-            source = args.data or args.mesh
-        elif args.app == "nerf":
-            from .train import nerf as trainer
-            if not args.data:
-                raise NgrenderError("train nerf needs --data FOLDER (a transforms.json data set; make one with "
-                                    "`ngrender data nerf-from-mesh bunny data/nerf_bunny`)")
-            source, options = args.data, {"n_steps": args.n_steps, "aabb_scale": args.aabb_scale}
-        else:
-            from .train import volume as trainer
-            source = args.data or args.volume
-        result = trainer.train(source, args.encoding, args.config,
-                               batch=args.batch or 1 << (15 if args.app == "nerf" else 14), **common, **options)
-        metrics, seconds = result.metrics, result.model.extra["train_seconds"]
+    source = _train_source(args)
+    trainer = importlib.import_module(f".train.{args.app}", __package__)
+    options = dict(steps=args.steps, time_budget=args.time_budget, seed=args.seed, checkpoint=checkpoint,
+                   resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty(), device=device)
+    if args.batch:
+        options["batch"] = args.batch
+    if args.app == "nerf":
+        options.update(n_steps=args.n_steps, aabb_scale=args.aabb_scale)
+    result = trainer.train(source, args.encoding, args.config, **options)
     result.model.save(out)
     write_json(scene_path, default_scene(result.model, out.name))
     print(f"{out} (+ {scene_path.name}, {checkpoint.name}): {result.model.geometry.describe()}; "
           f"{result.model.n_params:,} parameters, {out.stat().st_size / 2**20:.2f} MiB; {result.steps} steps, "
-          f"{seconds:.0f} s of training on {result.device}; {_quality(args.app, metrics)}")
+          f"{result.model.extra['train_seconds']:.0f} s of training on {result.device}; "
+          f"{trainer.describe(result.metrics)}")
     return 0
 
 

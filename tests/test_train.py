@@ -28,17 +28,17 @@ def test_gigapixel_trainer_learns(small_image, tmp_path):
     config.write_text('{"encoding": {"otype": "HashGrid", "n_levels": 6, "log2_hashmap_size": 10, '
                       '"base_resolution": 4}, "network": {"otype": "FullyFusedMLP", "n_neurons": 16, '
                       '"n_hidden_layers": 1}}')
-    result = trainer.train(small_image, config, steps=150, batch=2048, progress=False)
+    result = trainer.train(small_image, config_path=config, steps=150, batch=2048, progress=False)
     first, last = np.mean(result.losses[:10]), np.mean(result.losses[-10:])
     assert last < 0.5 * first, (first, last)
-    assert result.psnr > 20.0
+    assert result.metrics["psnr_db"] > 20.0
     # The saved fp16 model, rendered by the reference at the image's resolution, reproduces the PSNR.
     result.model.save(tmp_path / "m.safetensors")
     model = load_model(tmp_path / "m.safetensors")
     target = np.asarray(Image.open(small_image).convert("RGB"))
     rendered = ref.render(model, 96, 48)
     mse = np.mean((rendered / 255.0 - target / 255.0) ** 2)
-    assert abs(-10 * np.log10(mse) - result.psnr) < 0.5
+    assert abs(-10 * np.log10(mse) - result.metrics["psnr_db"]) < 0.5
 
 
 def test_unreadable_training_image(tmp_path):
@@ -71,9 +71,9 @@ def test_gigapixel_checkpoint_and_resume(small_image, tmp_path):
                       '"base_resolution": 4}, "network": {"otype": "FullyFusedMLP", "n_neurons": 16, '
                       '"n_hidden_layers": 1}}')
     ckpt = tmp_path / "run.ckpt"
-    whole = trainer.train(small_image, config, steps=60, batch=1024, progress=False)
-    first = trainer.train(small_image, config, steps=40, batch=1024, progress=False, checkpoint=ckpt)
-    resumed = trainer.train(small_image, config, steps=60, batch=1024, progress=False, resume=ckpt)
+    whole = trainer.train(small_image, config_path=config, steps=60, batch=1024, progress=False)
+    first = trainer.train(small_image, config_path=config, steps=40, batch=1024, progress=False, checkpoint=ckpt)
+    resumed = trainer.train(small_image, config_path=config, steps=60, batch=1024, progress=False, resume=ckpt)
     assert first.steps == 40 and resumed.steps == 60
     assert resumed.losses[:40] == first.losses and resumed.losses == whole.losses
 

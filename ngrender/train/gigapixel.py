@@ -1,27 +1,15 @@
 """Fit a gigapixel-image model (grid encoding + MLP: image-plane coordinate -> RGB) to a real image."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..encoding import grid_geometry, per_level_scale_for
-from ..model import Model, NetworkConfig, load_network_config
+from ..model import NetworkConfig, load_network_config
 from . import loop
-
-DEFAULT_CONFIG = loop.config_file("gigapixel", "hash")
-
-
-@dataclass
-class TrainResult:
-    model: Model
-    steps: int
-    seconds: float
-    psnr: float
-    losses: list[float]
-    device: str = "cpu"  # where it trained, in words: cpu, or cuda:0 (NVIDIA H200)
+from .loop import FitResult
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -66,11 +54,20 @@ def evaluate_psnr(field, image: np.ndarray, chunk: int = 1 << 18, device="cpu") 
     return loop.psnr_db(mse)
 
 
-def train(image_path: str | Path, config_path: str | Path | None = None, steps: int = 20000,
+def describe(metrics: dict) -> str:
+    """The quality figures in words."""
+    w, h = metrics["source_size"]
+    return f"PSNR {metrics['psnr_db']:.2f} dB against the source image at {w}x{h}"
+
+
+def train(image: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 16, lr: float = 1e-2, seed: int = 0,
           progress: bool = True, dtype: str = "float16", checkpoint: Path | None = None,
-          resume: Path | None = None, device="cpu") -> TrainResult:
+          resume: Path | None = None, device="cpu") -> FitResult:
     """Adam on L2 at random pixel centres (instant-ngp's optimiser settings); fp16 weights as rendered.
+
+    ``image``: an image file or a bundled name (data.images.resolve_image); the network config is
+    ``config_path``, else configs/gigapixel_<encoding>.json.
 
     ``device``: cpu, cuda or cuda:N. The image stays on the CPU (it may be 58 MP) and the pixels are drawn there;
     each batch (2 coordinates + 3 target values a sample) is moved to the device."""
@@ -78,17 +75,20 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
 
     from .torch_field import TorchField
 
+    from ..data.images import resolve_image
+
     device = loop.resolve_device(device)
-    image = load_image(image_path)
-    h, w, _ = image.shape
+    image_path = resolve_image(str(image))
+    pixels = load_image(image_path)
+    h, w, _ = pixels.shape
     if h * w < 4:
         raise ConfigError(f"image {image_path} is too small ({w}x{h})")
-    config = image_config(load_network_config(config_path or DEFAULT_CONFIG), w, h)
+    config = image_config(load_network_config(loop.config_file("gigapixel", encoding, config_path)), w, h)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     field = TorchField(grid_geometry(config["encoding"], 2), NetworkConfig.from_json(config["network"]), 3).to(device)
     opt = loop.adam(field, lr)
-    flat = image.reshape(-1, 3)
+    flat = pixels.reshape(-1, 3)
 
     def step() -> float:
         idx = rng.integers(0, h * w, batch)
@@ -104,9 +104,9 @@ def train(image_path: str | Path, config_path: str | Path | None = None, steps: 
     state = loop.run(step, steps, batch, field, opt, rng, meta, time_budget, checkpoint, resume=resume,
                      progress=progress, device=device)
     model = field.to_model("gigapixel", config, dtype)
-    psnr = evaluate_psnr(TorchField.from_model(model), image, device=device)
+    metrics = {"psnr_db": evaluate_psnr(TorchField.from_model(model), pixels, device=device), "source_size": [w, h]}
     label = loop.device_label(device)
-    model.extra = {"source": Path(image_path).name, "source_size": [w, h], "psnr_db": round(psnr, 3),
+    model.extra = {"source": Path(image_path).name, "source_size": [w, h], "psnr_db": round(metrics["psnr_db"], 3),
                    "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "train_device": label,
                    "batch": batch}
-    return TrainResult(model, state.step, state.elapsed, psnr, state.losses, label)
+    return FitResult(model, state.step, state.elapsed, metrics, state.losses, label)

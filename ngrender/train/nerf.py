@@ -174,6 +174,15 @@ def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None
             "eval_size": [width, height]}
 
 
+def describe(metrics: dict) -> str:
+    """The quality figures in words."""
+    m = metrics
+    if m["psnr_db"] is None:
+        return m["note"]
+    return (f"PSNR {m['psnr_db']:.2f} dB (lowest view {m['psnr_min_db']:.2f} dB) on {m['test_views']} held-out "
+            f"test views at {m['eval_size'][0]}x{m['eval_size'][1]}")
+
+
 def train(data: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 15, lr: float = 1e-2, seed: int = 0,
           n_steps: int = 1024, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,

@@ -74,6 +74,13 @@ def evaluate(field, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Gene
             "sign_accuracy": float((np.sign(pred[away]) == np.sign(test_sdf[away])).mean())}
 
 
+def describe(metrics: dict) -> str:
+    """The quality figures in words."""
+    m = metrics
+    return (f"surface error {m['surface_error_mean']:.5f} mean ({m['surface_error_pct_diagonal']:.3f}% of "
+            f"the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}%")
+
+
 def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           pool: int = 1 << 20, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,

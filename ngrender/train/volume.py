@@ -156,6 +156,13 @@ def evaluate(model: Model, sampler: ScanSampler, size: int = 96, n_views: int = 
             "eval_size": size}
 
 
+def describe(metrics: dict) -> str:
+    """The quality figures in words."""
+    m = metrics
+    return (f"PSNR {m['psnr_db']:.2f} dB against direct volume rendering of the raw scan "
+            f"({len(m['psnr_views_db'])} views at {m['eval_size']}x{m['eval_size']})")
+
+
 def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
