@@ -60,14 +60,14 @@ def describe(metrics: dict) -> str:
     return f"PSNR {metrics['psnr_db']:.2f} dB against the source image at {w}x{h}"
 
 
-def train(image: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
+def train(image: str | Path, preset: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 16, lr: float = 1e-2, seed: int = 0,
           progress: bool = True, dtype: str = "float16", checkpoint: Path | None = None,
           resume: Path | None = None, device="cpu") -> FitResult:
     """Adam on L2 at random pixel centres (instant-ngp's optimiser settings); fp16 weights as rendered.
 
     ``image``: an image file or a bundled name (data.images.resolve_image); the network config is
-    ``config_path``, else configs/gigapixel_<encoding>.json.
+    ``config_path``, else the preset's, configs/gigapixel_<preset>.json.
 
     ``device``: cpu, cuda or cuda:N. The image stays on the CPU (it may be 58 MP) and the pixels are drawn there;
     each batch (2 coordinates + 3 target values a sample) is moved to the device."""
@@ -83,7 +83,7 @@ def train(image: str | Path, encoding: str = "hash", config_path: str | Path | N
     h, w, _ = pixels.shape
     if h * w < 4:
         raise ConfigError(f"image {image_path} is too small ({w}x{h})")
-    config = image_config(load_network_config(loop.config_file("gigapixel", encoding, config_path)), w, h)
+    config = image_config(load_network_config(loop.config_file("gigapixel", preset, config_path)), w, h)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     field = TorchField(grid_geometry(config["encoding"], 2), NetworkConfig.from_json(config["network"]), 3).to(device)

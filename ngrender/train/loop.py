@@ -24,9 +24,9 @@ from ..reference.output import psnr_db  # noqa: F401 - the trainers' PSNR, one f
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
-def config_file(app: str, encoding: str, given: str | Path | None = None) -> Path:
-    """The network config to train with: ``given``, else configs/<app>_<encoding>.json."""
-    return Path(given) if given else CONFIG_DIR / f"{app}_{encoding}.json"
+def config_file(app: str, preset: str, given: str | Path | None = None) -> Path:
+    """The network config to train with: ``given``, else the named one, configs/<app>_<preset>.json."""
+    return Path(given) if given else CONFIG_DIR / f"{app}_{preset}.json"
 
 
 _DEVICE = re.compile(r"(cpu|cuda)(?::(\d+))?")

@@ -183,7 +183,7 @@ def describe(metrics: dict) -> str:
             f"test views at {m['eval_size'][0]}x{m['eval_size'][1]}")
 
 
-def train(data: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
+def train(data: str | Path, preset: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 15, lr: float = 1e-2, seed: int = 0,
           n_steps: int = 1024, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
           dtype: str = "float16", eval_views: int | None = None, device="cpu", aabb_scale: int = 1) -> FitResult:
@@ -197,7 +197,7 @@ def train(data: str | Path, encoding: str = "hash", config_path: str | Path | No
     device = loop.resolve_device(device)
     if not 1 <= aabb_scale <= MAX_AABB_SCALE:
         raise ConfigError(f"aabb_scale must be in 1..{MAX_AABB_SCALE}, got {aabb_scale}")
-    config = with_per_level_scale(load_nerf_config(loop.config_file("nerf", encoding, config_path)),
+    config = with_per_level_scale(load_nerf_config(loop.config_file("nerf", preset, config_path)),
                                   NERF_SDF_FINEST * aabb_scale)
     lo, hi = 0.5 - 0.5 * aabb_scale, 0.5 + 0.5 * aabb_scale  # the scene box; the network sees it as [0,1]^3
     cone = DEFAULT_CONE_ANGLE if aabb_scale > 1 else 0.0

@@ -81,7 +81,7 @@ def describe(metrics: dict) -> str:
             f"the diagonal), p90 {m['surface_error_p90']:.5f}; sign accuracy {100 * m['sign_accuracy']:.2f}%")
 
 
-def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
+def train(mesh: str | Path, preset: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           pool: int = 1 << 20, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
           dtype: str = "float16", device="cpu") -> FitResult:
@@ -93,7 +93,7 @@ def train(mesh: str | Path, encoding: str = "hash", config_path: str | Path | No
 
     device = loop.resolve_device(device)
     path = resolve_mesh(str(mesh))
-    config = with_per_level_scale(load_network_config(loop.config_file("sdf", encoding, config_path)),
+    config = with_per_level_scale(load_network_config(loop.config_file("sdf", preset, config_path)),
                                   NERF_SDF_FINEST)
     raw_vertices, faces = load_mesh(path)
     vertices, scale, offset = fit_unit_cube(raw_vertices)

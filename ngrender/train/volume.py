@@ -163,7 +163,7 @@ def describe(metrics: dict) -> str:
             f"({len(m['psnr_views_db'])} views at {m['eval_size']}x{m['eval_size']})")
 
 
-def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
+def train(volume: str | Path, preset: str = "hash", config_path: str | Path | None = None, steps: int = 4000,
           time_budget: float | None = None, batch: int = 1 << 14, lr: float = 1e-2, seed: int = 0,
           checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
           dtype: str = "float16", device="cpu", eval_size: int = 96) -> FitResult:
@@ -178,7 +178,7 @@ def train(volume: str | Path, encoding: str = "hash", config_path: str | Path | 
     path = resolve_volume(str(volume))
     scan = load_scan(path)
     # instant-ngp's volume rule when per_level_scale is left out: the finest level at the voxel resolution
-    config = with_per_level_scale(load_network_config(loop.config_file("volume", encoding, config_path)),
+    config = with_per_level_scale(load_network_config(loop.config_file("volume", preset, config_path)),
                                   max(scan.hu.shape))
     sampler = ScanSampler(scan)
     rng = np.random.default_rng(seed)
