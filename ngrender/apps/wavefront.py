@@ -81,6 +81,8 @@ class Wavefront:
     Subclasses (ngpc.wavefront.NgpcWavefront) replace the encoding and MLP kernels and may project the frame's
     time; the ray stages, buffers and the per-tile loop stay here."""
 
+    encode_shader = "encode"  # the grid-encoding kernel (shaders/unfused/encode.comp)
+
     def __init__(self, spec: WavefrontSpec) -> None:
         self.spec, self.device = spec, spec.device
         field, model = spec.field, spec.field.model
@@ -124,9 +126,8 @@ class Wavefront:
         return dispatch == "level" or (dispatch == "auto" and not self.device.info.is_cpu)
 
     def _extra_defines(self) -> dict[str, int]:
+        """Defines every stage kernel gets beyond the app's."""
         return {}
-
-    encode_shader = "encode"
 
     def projected(self, stats) -> tuple[str, float] | None:
         """(simulated device, its frame time in ms) for the finished frame's work; None: nothing simulated."""
