@@ -166,14 +166,16 @@ def _pipeline_options(args: argparse.Namespace) -> dict:
     if args.dispatch is not None:
         raise NgrenderError("--dispatch is gone: the simulated NGPC is --pipeline ngpc (with --ngpc-preset and "
                             "--ngpc-set)")
-    options = {"pipeline": args.pipeline, "mlp_dispatch": args.mlp_dispatch, "encode_dispatch": args.encode_dispatch}
-    if args.pipeline != "ngpc":
-        if args.ngpc_set or args.ngpc_preset:
-            raise NgrenderError("--ngpc-preset and --ngpc-set apply to the simulated NGPC only: add --pipeline ngpc")
-        return options
     from .ngpc.arch import load_arch
-    options["ngpc_arch"] = load_arch(args.ngpc_preset or "NGPC-8", **_ngpc_overrides(args.ngpc_set))
-    return options
+    from .ngpc.wavefront import pipeline_options
+
+    arch = None
+    if args.pipeline == "ngpc":
+        arch = load_arch(args.ngpc_preset or "NGPC-8", **_ngpc_overrides(args.ngpc_set))
+    elif args.ngpc_set or args.ngpc_preset:
+        raise NgrenderError("--ngpc-preset and --ngpc-set apply to the simulated NGPC only: add --pipeline ngpc")
+    return {**pipeline_options(args.pipeline, arch), "mlp_dispatch": args.mlp_dispatch,
+            "encode_dispatch": args.encode_dispatch}
 
 
 def cmd_render(args: argparse.Namespace) -> int:

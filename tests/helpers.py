@@ -105,7 +105,7 @@ class Rendered(NamedTuple):
 def render(device, model, variant: str = "baked", size: tuple[int, int] = (40, 32), view=None,
            settings: dict | None = None, tile: tuple[int, int] = (1024, 1024), **app_options) -> Rendered:
     """One frame of ``model`` on ``device``: ``view`` as given, else the app's view from ``settings``, else its
-    default view. ``app_options`` go to create_app (pipeline, mlp_dispatch, ngpc_arch, ...). The app and the
+    default view. ``app_options`` go to create_app (pipeline, mlp_dispatch, stages, ...). The app and the
     renderer are destroyed before returning."""
     from ngrender.apps import create_app
     from ngrender.render import Renderer

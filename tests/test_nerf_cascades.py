@@ -13,6 +13,7 @@ from ngrender.camera import orbit
 from ngrender.errors import ConfigError
 from ngrender.model import Model, cascades_of, load_model
 from ngrender.ngpc.arch import load_arch
+from ngrender.ngpc.wavefront import pipeline_options
 from ngrender.reference import nerf as nerf_ref
 from helpers import DATA, render
 
@@ -76,7 +77,7 @@ def test_unfused_pipelines_draw_the_fused_image(device, aabb_scale):
     assert (fused.astype(int).sum(axis=2) < 700).mean() > 0.05  # something in front of the white background
     for pipeline in ("unfused", "fused-rest", "ngpc"):
         arch = load_arch(storage_precision="fp32") if pipeline == "ngpc" else None
-        image, stats, _ = render(device, model, size=SIZE, settings=CAMERA, pipeline=pipeline, ngpc_arch=arch)
+        image, stats, _ = render(device, model, size=SIZE, settings=CAMERA, **pipeline_options(pipeline, arch))
         np.testing.assert_array_equal(image, fused, err_msg=pipeline)
         classes = stats.class_ms()
         assert classes["fused"] == 0 and classes["rest"] > 0 and stats.iterations >= 1, (pipeline, classes)

@@ -17,7 +17,7 @@ import pytest
 from ngrender.apps import create_app
 from ngrender.errors import ConfigError
 from ngrender.ngpc.arch import load_arch
-from ngrender.ngpc.wavefront import ngpc_stages
+from ngrender.ngpc.wavefront import ngpc_stages, pipeline_options
 from ngrender.ngpc.timing import LevelWork, Workload, encoding_cycles, layer_cycles, level_cycles, project
 from ngrender.reference.nerf import sh_encode
 from ngrender.reference.ngpc import engine_encode, engine_mlp
@@ -30,12 +30,24 @@ from helpers import APPS, model_for, render
 def test_ngpc_image_matches_the_gpu_path(device, app, encoding):
     model = model_for(app, encoding)
     gpu, _, _ = render(device, model, pipeline="fused")
-    same, stats, _ = render(device, model, pipeline="ngpc", wavefront=ngpc_stages(load_arch(storage_precision="fp32")))
+    same, stats, _ = render(device, model, **pipeline_options("ngpc", load_arch(storage_precision="fp32")))
     np.testing.assert_array_equal(same, gpu)
-    half, stats, _ = render(device, model, pipeline="ngpc", wavefront=ngpc_stages(load_arch()))
+    half, stats, _ = render(device, model, **pipeline_options("ngpc", load_arch()))
     diff = np.abs(half.astype(int) - gpu.astype(int)).max(axis=2)
     assert (diff > 2).mean() <= 0.01 and diff.mean() < 0.5
     assert stats.ngpc_ms is not None and 0 < stats.ngpc_ms and stats.class_ms()["rest"] <= stats.ngpc_ms * 1.0001
+
+
+def test_the_ngpc_pipeline_needs_its_architecture(device, model_factory):
+    """No silent default NGPC: the ngpc pipeline is built only with an architecture, and only it takes one."""
+    model = model_factory("hash")
+    with pytest.raises(ConfigError, match="needs the NGPC's stages"):
+        create_app(device, model, "baked", pipeline="ngpc")
+    with pytest.raises(ConfigError, match="needs its NGPC architecture"):
+        pipeline_options("ngpc")
+    with pytest.raises(ConfigError, match="applies to the ngpc pipeline only"):
+        pipeline_options("unfused", load_arch())
+    assert pipeline_options("fused") == {"pipeline": "fused"}
 
 
 @pytest.mark.parametrize("precision", [("fp16", "fp32"), ("fp16", "fp16"), ("fp32", "fp32")])
@@ -44,7 +56,7 @@ def test_engine_kernels_match_the_numpy_engines(device, precision):
     storage, accumulate = precision
     model = model_for("nerf", "hash")
     arch = load_arch(storage_precision=storage, accumulate_precision=accumulate)
-    app = create_app(device, model, "baked", pipeline="ngpc", wavefront=ngpc_stages(arch))
+    app = create_app(device, model, "baked", pipeline="ngpc", stages=ngpc_stages(arch))
     renderer = Renderer(device, app)
     try:
         renderer.render(24, 20, app.default_view())

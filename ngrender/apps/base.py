@@ -41,8 +41,8 @@ class App:
     ``pipeline``: ``fused`` (one dispatch per tile), ``unfused`` (every stage its own dispatch) or
     ``fused-rest`` (encoding and MLP separate, everything else one kernel) or ``ngpc`` (fused-rest with the
     encoding and MLP as the simulated NGPC's engines). The unfused pipelines' stages are built by
-    ``wavefront(spec)`` (default apps.wavefront.Wavefront; for ngpc, ngpc.wavefront.ngpc_stages(arch), which
-    RenderSession passes). ``mlp_dispatch``: unfused MLPs as one dispatch per ``network`` or per ``layer``;
+    ``stages(spec)``: apps.wavefront.Wavefront by default; for ngpc, ngpc.wavefront.ngpc_stages(arch), passed
+    by whoever chose the NGPC (ngpc.wavefront.pipeline_options). ``mlp_dispatch``: unfused MLPs as one dispatch per ``network`` or per ``layer``;
     ``encode_dispatch``: unfused encoding with one invocation per sample and ``level`` (tcnn), per
     ``sample``, or ``auto`` (level on GPUs, sample on CPU drivers)."""
 
@@ -57,13 +57,13 @@ class App:
     def __init__(self, device: Device, model: Model, variant: str = "auto",
                  max_tile: tuple[int, int] = (1024, 1024), pipeline: str = "fused",
                  mlp_dispatch: str = "network", encode_dispatch: str = "auto",
-                 wavefront: Callable[[WavefrontSpec], Wavefront] | None = None) -> None:
+                 stages: Callable[[WavefrontSpec], Wavefront] | None = None) -> None:
         self.check_model(model)
         if pipeline not in PIPELINES:
             raise ConfigError(f"unknown pipeline {pipeline!r}; choose one of {', '.join(PIPELINES)}")
-        if pipeline == "ngpc" and wavefront is None:  # apps do not import ngpc: its stages come from above
-            raise ConfigError("the ngpc pipeline needs the NGPC's stages: wavefront=ngpc.wavefront.ngpc_stages(arch) "
-                              "(RenderSession(pipeline='ngpc', ngpc_arch=...) passes them)")
+        if pipeline == "ngpc" and stages is None:  # apps do not import ngpc: its stages come from above
+            raise ConfigError("the ngpc pipeline needs the NGPC's stages: ngpc.wavefront.pipeline_options('ngpc', "
+                              "arch) gives the app's (and RenderSession's) pipeline options")
         if mlp_dispatch not in MLP_DISPATCHES:
             raise ConfigError(f"unknown MLP dispatch {mlp_dispatch!r}; choose one of {', '.join(MLP_DISPATCHES)}")
         if pipeline != "fused":
@@ -90,7 +90,7 @@ class App:
                                  BINDINGS["evaluations"].bind(self.evaluations)])
                 self.pipeline = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
             else:
-                self.wavefront = (wavefront or Wavefront)(self.wavefront_spec())
+                self.wavefront = (stages or Wavefront)(self.wavefront_spec())
         except BaseException:
             self.destroy()
             raise

@@ -9,6 +9,7 @@ import numpy as np
 from .. import glslgen
 from ..apps.wavefront import Wavefront, WavefrontSpec, bind
 from ..apps.field import FieldResources
+from ..errors import ConfigError
 from ..vk.resources import STORAGE, Buffer
 from .arch import Arch
 from .timing import Workload, project
@@ -65,7 +66,19 @@ class NgpcWavefront(Wavefront):
 
 
 def ngpc_stages(arch: Arch) -> Callable[[WavefrontSpec], NgpcWavefront]:
-    """The ``wavefront`` argument of an app on the ngpc pipeline (apps.create_app(..., pipeline="ngpc"))."""
+    """The ``stages`` argument of an app on the ngpc pipeline: NgpcWavefront on ``arch``."""
     def build(spec: WavefrontSpec) -> NgpcWavefront:
         return NgpcWavefront(spec, arch)
     return build
+
+
+def pipeline_options(pipeline: str, arch: Arch | None = None) -> dict:
+    """create_app's / RenderSession's options for a pipeline name: ngpc runs the NGPC's stages on ``arch``,
+    which it needs; the other pipelines take none."""
+    if pipeline != "ngpc":
+        if arch is not None:
+            raise ConfigError(f"an NGPC architecture applies to the ngpc pipeline only, not to {pipeline}")
+        return {"pipeline": pipeline}
+    if arch is None:
+        raise ConfigError("the ngpc pipeline needs its NGPC architecture (ngpc.arch.load_arch(preset, ...))")
+    return {"pipeline": pipeline, "stages": ngpc_stages(arch)}

@@ -13,6 +13,7 @@ from ..apps import app_spec
 from ..apps.base import PIPELINES
 from ..errors import ConfigError, DeviceError, NgrenderError
 from ..ngpc.arch import load_arch
+from ..ngpc.wavefront import pipeline_options
 from ..scene import load_scene, open_scene
 from ..session import RenderSession, check_scene_model
 from ..vk.device import Device
@@ -62,8 +63,8 @@ class Viewer(Owner):
         # graphics, its timestamps time the binned draws instead of the dispatches, which would break the
         # per-kernel breakdown. The frame crosses over through host memory either way.
         self.render_device = self.own(Device(device, validation=validation))
-        self.session = self.own(RenderSession(model, scene, device=self.render_device, pipeline=pipeline,
-                                              ngpc_arch=self._arch(pipeline, self.ngpc_preset)))
+        self.session = self.own(RenderSession(model, scene, device=self.render_device,
+                                              **self._pipeline(pipeline, self.ngpc_preset)))
         cpu = self.device.info.is_cpu
         self.scale = self._user_scale = resolution_scale or (0.5 if cpu else 1.0)
         self.dynamic, self.target_fps, self.exposure = False, 10.0 if cpu else 60.0, 0.0
@@ -117,8 +118,9 @@ class Viewer(Owner):
         return out or [self.scene.path]
 
     @staticmethod
-    def _arch(pipeline: str, preset: str):
-        return load_arch(preset) if pipeline == "ngpc" else None
+    def _pipeline(pipeline: str, preset: str) -> dict:
+        """The session's pipeline options: the NGPC's stages on ``preset`` for the ngpc pipeline."""
+        return pipeline_options(pipeline, load_arch(preset) if pipeline == "ngpc" else None)
 
     # What is rendered lives in the session.
     @property
@@ -159,7 +161,7 @@ class Viewer(Owner):
         if pipeline not in PIPELINES:
             raise ConfigError(f"unknown pipeline {pipeline!r}")
         preset = preset or self.ngpc_preset
-        self.session.reconfigure(pipeline=pipeline, ngpc_arch=self._arch(pipeline, preset))
+        self.session.reconfigure(**self._pipeline(pipeline, preset))
         self.ngpc_preset = preset
         self.base_view = self.app.make_view(self.scene.view)
 
