@@ -13,7 +13,7 @@ from typing import NoReturn, Sequence
 from .apps.base import MLP_DISPATCHES, PIPELINES
 from .apps.registry import app_names, app_spec, trainable_apps
 from .apps.views import VARIANTS
-from .apps.wavefront import ENCODE_DISPATCHES
+from .apps.wavefront import ENCODE_INVOCATIONS
 from . import validate
 from .encoding import encoding_presets
 from .errors import NgrenderError
@@ -129,7 +129,7 @@ def _pipeline_args(p: argparse.ArgumentParser) -> None:
                         "printing the projected NGPC frame time")
     p.add_argument("--mlp-dispatch", choices=MLP_DISPATCHES, default="network",
                    help="unfused pipelines: one MLP dispatch per network or per layer")
-    p.add_argument("--encode-dispatch", choices=ENCODE_DISPATCHES, default="auto",
+    p.add_argument("--encode-invocation", choices=ENCODE_INVOCATIONS, default="auto",
                    help="unfused encoding: one invocation per (sample, level) as tcnn, per sample, or auto "
                         "(level on GPUs, sample on CPU drivers)")
     # The NGPC path had a second spelling; it is refused with the one that works (see _pipeline_options).
@@ -175,7 +175,7 @@ def _pipeline_options(args: argparse.Namespace) -> dict:
     elif args.ngpc_set or args.ngpc_preset:
         raise NgrenderError("--ngpc-preset and --ngpc-set apply to the simulated NGPC only: add --pipeline ngpc")
     return {**pipeline_options(args.pipeline, arch), "mlp_dispatch": args.mlp_dispatch,
-            "encode_dispatch": args.encode_dispatch}
+            "encode_invocation": args.encode_invocation}
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -116,7 +116,7 @@ class Renderer:
         stats.iterations += work.iterations
 
     def _new_stats(self, width: int, height: int) -> FrameStats:
-        return FrameStats(width, height, pipeline=self.app.pipeline_name)
+        return FrameStats(width, height, pipeline=self.app.pipeline)
 
     def _finish(self, stats: FrameStats) -> None:
         """After the last tile: a simulated device's projection of the frame (the ngpc pipeline)."""

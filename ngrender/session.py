@@ -24,11 +24,11 @@ class RenderSession(Owner):
     def _create(self, model: Model | str | Path, scene: Scene | None = None, device: Device | str | int | None = None,
                 variant: str | None = None, tile: tuple[int, int] | None = None,
                 validation: bool | None = None, pipeline: str = "fused", mlp_dispatch: str = "network",
-                encode_dispatch: str = "auto", stages=None) -> None:
+                encode_invocation: str = "auto", stages=None) -> None:
         header = check_scene_model(model, scene)  # before a device is made: a mismatch is a user error
         self.device = device if isinstance(device, Device) else self.own(Device(device, validation=validation))
         self.options = {"variant": variant, "tile": tile, "pipeline": pipeline, "mlp_dispatch": mlp_dispatch,
-                        "encode_dispatch": encode_dispatch, "stages": stages}
+                        "encode_invocation": encode_invocation, "stages": stages}
         self.scene = self.model = self.app = self.renderer = None
         self.on_release(self._release_app)
         self._replace(scene, *self._build(model, scene, header))
@@ -71,7 +71,7 @@ class RenderSession(Owner):
             model = load_model(header.path, header)
         tile = opts["tile"] or (scene.tile if scene else (1024, 1024))
         app = create_app(self.device, model, variant, max_tile=tile, pipeline=opts["pipeline"],
-                         mlp_dispatch=opts["mlp_dispatch"], encode_dispatch=opts["encode_dispatch"],
+                         mlp_dispatch=opts["mlp_dispatch"], encode_invocation=opts["encode_invocation"],
                          stages=opts["stages"])
         try:
             return model, app, Renderer(self.device, app)

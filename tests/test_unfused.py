@@ -45,7 +45,7 @@ def test_buffered_variants_per_layer_mlp_and_per_level_encoding(device, app, var
     model = model_for(app, "hash")
     fused, _, _ = render(device, model, variant=variant)
     image, stats, _ = render(device, model, pipeline="unfused", variant=variant, mlp_dispatch="layer",
-                             encode_dispatch="level")
+                             encode_invocation="level")
     np.testing.assert_array_equal(image, fused)
     n_layers = sum(len(layers) for layers in ([model.layers] + ([model.rgb_layers] if model.rgb_net else [])))
     assert len([k for k in stats.kernel_ms if k.startswith("mlp/")]) == n_layers
@@ -123,7 +123,7 @@ def test_bad_pipeline_options(device, model_factory):
     model = model_factory("hash")
     for options, message in [({"pipeline": "partly"}, "unknown pipeline"),
                              ({"pipeline": "unfused", "mlp_dispatch": "neuron"}, "unknown MLP dispatch"),
-                             ({"pipeline": "unfused", "encode_dispatch": "corner"}, "unknown encoding dispatch")]:
+                             ({"pipeline": "unfused", "encode_invocation": "corner"}, "unknown encoding invocation")]:
         with pytest.raises(ConfigError, match=message):
             create_app(device, model, "baked", **options)
 

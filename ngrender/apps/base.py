@@ -42,9 +42,11 @@ class App:
     ``fused-rest`` (encoding and MLP separate, everything else one kernel) or ``ngpc`` (fused-rest with the
     encoding and MLP as the simulated NGPC's engines). The unfused pipelines' stages are built by
     ``stages(spec)``: apps.wavefront.Wavefront by default; for ngpc, ngpc.wavefront.ngpc_stages(arch), passed
-    by whoever chose the NGPC (ngpc.wavefront.pipeline_options). ``mlp_dispatch``: unfused MLPs as one dispatch per ``network`` or per ``layer``;
-    ``encode_dispatch``: unfused encoding with one invocation per sample and ``level`` (tcnn), per
-    ``sample``, or ``auto`` (level on GPUs, sample on CPU drivers)."""
+    by whoever chose the NGPC (ngpc.wavefront.pipeline_options). ``mlp_dispatch``: unfused MLPs as one
+    dispatch per ``network`` or per ``layer`` (or a cooperative-matrix kernel per network, ``coopmat``);
+    ``encode_invocation``: what one invocation of the unfused encoding covers: a (sample, ``level``) pair
+    (tcnn), a ``sample``, or ``auto`` (level on GPUs, sample on CPU drivers). The fused path's compiled
+    kernel is ``kernel`` (a vk ComputePipeline)."""
 
     name = "app"
     shader = ""
@@ -56,7 +58,7 @@ class App:
 
     def __init__(self, device: Device, model: Model, variant: str = "auto",
                  max_tile: tuple[int, int] = (1024, 1024), pipeline: str = "fused",
-                 mlp_dispatch: str = "network", encode_dispatch: str = "auto",
+                 mlp_dispatch: str = "network", encode_invocation: str = "auto",
                  stages: Callable[[WavefrontSpec], Wavefront] | None = None) -> None:
         self.check_model(model)
         if pipeline not in PIPELINES:
@@ -69,11 +71,11 @@ class App:
         if pipeline != "fused":
             max_tile = (min(max_tile[0], UNFUSED_MAX_TILE[0]), min(max_tile[1], UNFUSED_MAX_TILE[1]))
         self.device, self.model, self.max_tile = device, model, max_tile
-        self.pipeline_name, self.mlp_dispatch, self.encode_dispatch = pipeline, mlp_dispatch, encode_dispatch
+        self.pipeline, self.mlp_dispatch, self.encode_invocation = pipeline, mlp_dispatch, encode_invocation
         layers = model.layers + (model.rgb_layers or [])
         self.variant = choose_variant(device, variant, shared_weight_bytes(layers, model.storage_dtype == "float16"))
         self.kernel_label = f"fused/{self.name}"
-        self.field = self.output = self.pipeline = self.wavefront = self.evaluations = None
+        self.field = self.output = self.kernel = self.wavefront = self.evaluations = None
         check_device_buffer(max_tile[0] * max_tile[1] * 4, int(device.limits.maxStorageBufferRange),
                             f"a {max_tile[0]}x{max_tile[1]} tile's output buffer", "use a smaller --tile")
         try:
@@ -88,7 +90,7 @@ class App:
                 self.evaluations = Buffer(device, 4, (STORAGE,), host=True)
                 bindings.update([BINDINGS["out_rgba"].bind(self.output),
                                  BINDINGS["evaluations"].bind(self.evaluations)])
-                self.pipeline = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
+                self.kernel = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
             else:
                 self.wavefront = (stages or Wavefront)(self.wavefront_spec())
         except BaseException:
@@ -98,8 +100,8 @@ class App:
     def wavefront_spec(self) -> WavefrontSpec:
         """What the unfused pipelines' stages need from this app."""
         return WavefrontSpec(self.device, self.field, self.output, self.name, self.push.size, self.defines(),
-                             self.max_tile, self.samples_per_step, self.pipeline_name, self.mlp_dispatch,
-                             self.encode_dispatch)
+                             self.max_tile, self.samples_per_step, self.pipeline, self.mlp_dispatch,
+                             self.encode_invocation)
 
     def defines(self) -> dict[str, int | str]:
         return {**self.field.defines(), **self.extra_defines}
@@ -166,7 +168,7 @@ class App:
             return self.wavefront.run_tile(submit, push, size)
         groups = (-(-size[0] // WORKGROUP), -(-size[1] // WORKGROUP), 1)
         self.evaluations.write(np.zeros(1, np.uint32))
-        submit(lambda rec: rec.dispatch(self.kernel_label, self.pipeline, groups, push))
+        submit(lambda rec: rec.dispatch(self.kernel_label, self.kernel, groups, push))
         return TileWork(int(self.evaluations.read(np.uint32, 1)[0]))
 
     def read_tile(self, size: tuple[int, int]) -> np.ndarray:
@@ -174,10 +176,10 @@ class App:
         return self.output.array(np.uint8, w * h * 4).reshape(h, w, 4)[..., :3].copy()
 
     def destroy(self) -> None:
-        for obj in (self.wavefront, self.pipeline, self.evaluations, self.output, self.field):
+        for obj in (self.wavefront, self.kernel, self.evaluations, self.output, self.field):
             if obj is not None:
                 obj.destroy()
-        self.wavefront = self.pipeline = self.evaluations = self.output = self.field = None
+        self.wavefront = self.kernel = self.evaluations = self.output = self.field = None
 
 
 def camera_push(camera: Camera) -> dict[str, tuple[float, float, float]]:

@@ -29,7 +29,7 @@ from ..vk.resources import STORAGE, Buffer
 from .field import FieldResources
 
 GROUP = 64
-ENCODE_DISPATCHES = ("auto", "level", "sample")
+ENCODE_INVOCATIONS = ("auto", "level", "sample")
 RAY_BYTES = 64  # every ray_<app>.glsl keeps its Ray within four vec4s
 CONTROL_FIELDS = tuple(name for name, _ in shader_interface.CONTROL_FIELDS)
 
@@ -64,7 +64,7 @@ class WavefrontSpec:
     samples_per_step: int          # most samples a ray takes per iteration (instant-ngp: 8 for NeRF)
     pipeline: str = "unfused"      # unfused (every stage a dispatch) or fused-rest (encoding + MLP separate)
     mlp_dispatch: str = "network"  # one MLP dispatch per network or per layer, or coopmat
-    encode_dispatch: str = "auto"  # one encoding invocation per (sample, level), per sample, or auto
+    encode_invocation: str = "auto"  # one encoding invocation per (sample, level), per sample, or auto
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,9 @@ class Wavefront:
         self.capacity = cap = spec.tile[0] * spec.tile[1]
         self.nerf = model.rgb_net is not None
         self.k_max = spec.samples_per_step
-        if spec.encode_dispatch not in ENCODE_DISPATCHES:
-            raise ConfigError(f"unknown encoding dispatch {spec.encode_dispatch!r}; choose one of "
-                              f"{', '.join(ENCODE_DISPATCHES)}")
+        if spec.encode_invocation not in ENCODE_INVOCATIONS:
+            raise ConfigError(f"unknown encoding invocation {spec.encode_invocation!r}; choose one of "
+                              f"{', '.join(ENCODE_INVOCATIONS)}")
         self.encode_per_level = self._encode_per_level()
         vec4s = 2 if self.nerf else 1  # NeRF samples also carry the ray direction (colour network input)
         self._owned: list = []
@@ -122,8 +122,8 @@ class Wavefront:
 
     def _encode_per_level(self) -> bool:
         """tcnn's one invocation per (sample, level) on GPUs; per sample on CPU drivers (6x faster on lavapipe)."""
-        dispatch = self.spec.encode_dispatch
-        return dispatch == "level" or (dispatch == "auto" and not self.device.info.is_cpu)
+        invocation = self.spec.encode_invocation
+        return invocation == "level" or (invocation == "auto" and not self.device.info.is_cpu)
 
     def _extra_defines(self) -> dict[str, int]:
         """Defines every stage kernel gets beyond the app's."""
