@@ -537,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nerf: the scene box is this many times the unit cube (instant-ngp's aabb_scale, 1..128): "
                         "occupancy cascades and cone stepping beyond 1")
     p.add_argument("--encoding", choices=encoding_presets(), default="hash",
-                   help="the grid: configs/<app>_<encoding>.json unless --config is given")
+                   help="the encoding preset: configs/<app>_<preset>.json unless --config is given")
     p.add_argument("--config", help="tcnn/instant-ngp network config JSON")
     p.add_argument("--out", required=True, help="output model (.safetensors)")
     p.add_argument("--steps", type=_positive, default=20000)
