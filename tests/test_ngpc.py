@@ -47,7 +47,7 @@ def test_the_ngpc_pipeline_needs_its_architecture(device, model_factory):
         pipeline_options("ngpc")
     with pytest.raises(ConfigError, match="applies to the ngpc pipeline only"):
         pipeline_options("unfused", load_arch())
-    assert pipeline_options("fused") == {"pipeline": "fused"}
+    assert pipeline_options("fused") == {"pipeline": "fused", "stages": None}
 
 
 @pytest.mark.parametrize("precision", [("fp16", "fp32"), ("fp16", "fp16"), ("fp32", "fp32")])

@@ -74,11 +74,12 @@ def ngpc_stages(arch: Arch) -> Callable[[WavefrontSpec], NgpcWavefront]:
 
 def pipeline_options(pipeline: str, arch: Arch | None = None) -> dict:
     """create_app's / RenderSession's options for a pipeline name: ngpc runs the NGPC's stages on ``arch``,
-    which it needs; the other pipelines take none."""
+    which it needs; the other pipelines their own (``stages`` None, so options that replace an ngpc pipeline's
+    drop its stages)."""
     if pipeline != "ngpc":
         if arch is not None:
             raise ConfigError(f"an NGPC architecture applies to the ngpc pipeline only, not to {pipeline}")
-        return {"pipeline": pipeline}
+        return {"pipeline": pipeline, "stages": None}
     if arch is None:
         raise ConfigError("the ngpc pipeline needs its NGPC architecture (ngpc.arch.load_arch(preset, ...))")
     return {"pipeline": pipeline, "stages": ngpc_stages(arch)}
