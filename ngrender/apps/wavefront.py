@@ -25,6 +25,7 @@ from ..shader_interface import BINDINGS
 from ..shaders import compile_shader
 from ..vk.compute import create_bound_pipeline
 from ..vk.device import Device
+from ..vk.live import Owner
 from ..vk.resources import STORAGE, Buffer
 from .field import FieldResources
 
@@ -75,15 +76,16 @@ class TileWork:
     iterations: int = 0   # march iterations (batches) of the unfused pipelines
 
 
-class Wavefront:
+class Wavefront(Owner):
     """Buffers and stage kernels of one app's unfused pipeline (``spec.pipeline``: unfused / fused-rest).
 
     Subclasses (ngpc.wavefront.NgpcWavefront) replace the encoding and MLP kernels and may project the frame's
-    time; the ray stages, buffers and the per-tile loop stay here."""
+    time; the ray stages, buffers and the per-tile loop stay here. An Owner (vk.live): its buffers and kernels
+    are released together, in reverse, on destroy() or when building them fails."""
 
     encode_shader = "encode"  # the grid-encoding kernel (shaders/unfused/encode.comp)
 
-    def __init__(self, spec: WavefrontSpec) -> None:
+    def _create(self, spec: WavefrontSpec) -> None:
         self.spec, self.device = spec, spec.device
         field, model = spec.field, spec.field.model
         self.model = model
@@ -95,24 +97,20 @@ class Wavefront:
                               f"{', '.join(ENCODE_INVOCATIONS)}")
         self.encode_per_level = self._encode_per_level()
         vec4s = 2 if self.nerf else 1  # NeRF samples also carry the ray direction (colour network input)
-        self._owned: list = []
         self.mlp_stages: list[tuple[str, object]] = []
-        try:
-            def buffer(nbytes: int, host: bool = False) -> Buffer:
-                return self._own(Buffer(self.device, max(nbytes, 16), (STORAGE,), host=host))
 
-            self.control = buffer(4 * len(CONTROL_FIELDS), host=True)
-            self.rays, self.flags = buffer(cap * RAY_BYTES), buffer(cap * 4)
-            self.lists, self.samples = buffer(2 * cap * 4), buffer(2 * cap * vec4s * 16)
-            geom = model.geometry
-            self.features = buffer(geom.n_levels * geom.n_features * cap * 4)
-            self.net_out = buffer(model.n_output_dims * cap * 4)
-            self.defines = {**spec.defines, "SAMPLE_CAPACITY": cap, "SAMPLE_VEC4S": vec4s,
-                            "RESULT_FROM_DENSITY": int(self.nerf), **self._extra_defines()}
-            self._build_stages(field, buffer)
-        except BaseException:
-            self.destroy()
-            raise
+        def buffer(nbytes: int, host: bool = False) -> Buffer:
+            return self.own(Buffer(self.device, max(nbytes, 16), (STORAGE,), host=host))
+
+        self.control = buffer(4 * len(CONTROL_FIELDS), host=True)
+        self.rays, self.flags = buffer(cap * RAY_BYTES), buffer(cap * 4)
+        self.lists, self.samples = buffer(2 * cap * 4), buffer(2 * cap * vec4s * 16)
+        geom = model.geometry
+        self.features = buffer(geom.n_levels * geom.n_features * cap * 4)
+        self.net_out = buffer(model.n_output_dims * cap * 4)
+        self.defines = {**spec.defines, "SAMPLE_CAPACITY": cap, "SAMPLE_VEC4S": vec4s,
+                        "RESULT_FROM_DENSITY": int(self.nerf), **self._extra_defines()}
+        self._build_stages(field, buffer)
 
     # -- what a subclass may replace ----------------------------------------------------------------------
     @property
@@ -133,15 +131,11 @@ class Wavefront:
         """(simulated device, its frame time in ms) for the finished frame's work; None: nothing simulated."""
         return None
 
-    def _own(self, obj):
-        self._owned.append(obj)
-        return obj
-
     def _kernel(self, shader: str, label: str, bindings: dict, generated: dict[str, str], push_size: int = 0,
                 defines: dict | None = None):
         path = shader if "/" in shader else f"unfused/{shader}.comp"
         spirv = compile_shader(path, {**self.defines, **(defines or {})}, generated)
-        return self._own(create_bound_pipeline(self.device, spirv, bindings, push_size, label))
+        return self.own(create_bound_pipeline(self.device, spirv, bindings, push_size, label))
 
     def _build_stages(self, field: FieldResources, buffer: Callable[[int], Buffer]) -> None:
         spec = self.spec
@@ -305,8 +299,3 @@ class Wavefront:
         """A feature-major buffer's first ``n`` samples as (n, rows) float32 (tests, debugging)."""
         data = buffer.read(np.float32, rows * self.capacity).reshape(rows, self.capacity)
         return data[:, :n].T.copy()
-
-    def destroy(self) -> None:
-        for obj in reversed(self._owned):
-            obj.destroy()
-        self._owned = []

@@ -19,9 +19,9 @@ class NgpcWavefront(Wavefront):
 
     encode_shader = "ngpc/encode.comp"
 
-    def __init__(self, spec: WavefrontSpec, arch: Arch) -> None:
+    def _create(self, spec: WavefrontSpec, arch: Arch) -> None:
         self.arch = arch
-        super().__init__(spec)
+        super()._create(spec)
 
     @property
     def fused_rest(self) -> bool:
@@ -47,7 +47,7 @@ class NgpcWavefront(Wavefront):
         flat = np.concatenate([np.asarray(w, np.float32).ravel() for w in layers])
         if self.arch.storage_precision == "fp16":
             flat = flat.astype(np.float16).astype(np.float32)
-        weights = self._own(Buffer(self.device, flat.nbytes, (STORAGE,), host=False))
+        weights = self.own(Buffer(self.device, flat.nbytes, (STORAGE,), host=False))
         weights.write(flat)
         code = glslgen.ngpc_layers(layers, activation)
         n_in_b = self._n_in_b(in_b)
