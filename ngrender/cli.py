@@ -343,7 +343,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)  # before any work: a device torch cannot use is one clear line
     out, checkpoint, scene_path = _train_outputs(args)
     source = _train_source(args)
-    trainer = importlib.import_module(f".train.{args.app}", __package__)
+    trainer = importlib.import_module(app_spec(args.app).trainer)  # train(...) and describe(metrics)
     options = dict(steps=args.steps, time_budget=args.time_budget, seed=args.seed, checkpoint=checkpoint,
                    resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty(), device=device)
     if args.batch:

@@ -49,10 +49,7 @@ ALLOWED = {
 
 # Arrows still against the layering that another part of issue 13 removes; the integrator deletes each line
 # once that part is merged.
-KNOWN_EXCEPTIONS = {
-    ("ngrender.apps.wavefront", "ngrender.ngpc.arch"),  # part wavefront: the NGPC path becomes a subclass in ngpc/
-    ("ngrender.apps.wavefront", "ngrender.ngpc.timing"),  # part wavefront, as above
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:

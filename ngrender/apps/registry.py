@@ -31,7 +31,7 @@ class AppSpec:
     app_class: type
     reference: str  # "module:function": (model, width, height, view, network=None) -> (RGB uint8, evaluations)
     torch_network: str | None = None  # "module:function": model -> the PyTorch peer of the reference's network
-    trainer: str | None = None  # module with train(source, encoding, config, ...) (the [train] extra)
+    trainer: str | None = None  # module with train(source, preset, config_path, ...) -> FitResult and describe(metrics)
     real_scene: str | None = None  # stem of scenes/<stem>.json (bench's default scene; <stem>_<preset>.json)
     stand_in: str | None = None  # stem of tests/data/<stem>_<kind>.safetensors (bench --compare-encodings)
     bench_sizes: tuple[int, ...] = (256, 512)
