@@ -35,8 +35,8 @@ class App:
     ``n_input_dims``/``n_output_dims``, ``samples_per_step`` (samples a ray may take before it consumes a
     result), ``view_class`` (+ ``modes``, ``view_rules``) and implement
     ``push_values`` (the push block's values by field name). The fused kernel adds its network evaluations to
-    the ``evaluations`` binding (one atomicAdd per invocation); ``run_tile`` reads them back into
-    FrameStats.samples.
+    the ``evaluations`` binding (one atomicAdd per invocation); ``run_tile`` reads them back and returns them
+    in the tile's TileWork (the Renderer adds it to FrameStats).
 
     ``pipeline``: ``fused`` (one dispatch per tile), ``unfused`` (every stage its own dispatch) or
     ``fused-rest`` (encoding and MLP separate, everything else one kernel) or ``ngpc`` (fused-rest with the
