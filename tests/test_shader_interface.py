@@ -30,7 +30,7 @@ def test_generated_binding_declarations():
     assert [line.split()[1].rstrip(";") for line in control.splitlines()[2:-1]] == \
         [name for name, _ in si.CONTROL_FIELDS]
     assert si.BINDINGS["evaluations"].glsl().splitlines()[1] == \
-        "layout(std430, set = 0, binding = 14) restrict buffer Evaluations { uint evaluations; };"
+        "layout(std430, set = 0, binding = 14) restrict buffer Evaluations { uint evaluations[2]; };"
     # a slot's declarations differ in kind only where the field's kernel variants differ
     kinds: dict[int, set[str]] = {}
     for b in si.BINDINGS.values():
@@ -181,6 +181,31 @@ def test_gigapixel_counts_on_image_pixels(device, model_factory):
         renderer.destroy()
         instance.destroy()
     assert stats.tiles == 4 and stats.samples == ref.evaluations(50, 40, window) < 50 * 40
+
+
+def test_evaluation_counter_carries_into_its_high_word(device, tmp_path):
+    """The counter is 64 bits in two words: adds that wrap the low word carry into the high one, so a big tile
+    of long marches (past 2^32 evaluations) still counts exactly."""
+    from ngrender.vk.compute import create_bound_pipeline
+    from ngrender.vk.resources import STORAGE, Buffer
+
+    shader = tmp_path / "count.comp"
+    shader.write_text('#version 450\nlayout(local_size_x = 64) in;\n#include "evaluations.glsl"\n'
+                      "void main() { count_evaluations(gl_LocalInvocationIndex + 1u); }\n")
+    counter = Buffer(device, 8, (STORAGE,), host=True)
+    try:
+        start = np.array([0xFFFFFF00, 5], np.uint32)
+        counter.write(start)
+        kernel = create_bound_pipeline(device, compile_shader(shader), dict([si.BINDINGS["evaluations"].bind(counter)]),
+                                       0, "count")
+        try:
+            device.submit(lambda cmd: kernel.record(cmd, (3, 1, 1), b""))
+        finally:
+            kernel.destroy()
+        low, high = (int(word) for word in counter.read(np.uint32, 2))
+    finally:
+        counter.destroy()
+    assert low + (high << 32) == 0xFFFFFF00 + (5 << 32) + 3 * sum(range(1, 65)) and high == 6
 
 
 def test_ngpc_layer_table():

@@ -16,6 +16,7 @@ from ..shader_interface import BINDINGS, PushBlock
 from ..shaders import compile_shader
 from ..vk.compute import create_bound_pipeline
 from ..vk.device import Device
+from ..vk.live import Owner
 from ..vk.resources import STORAGE, Buffer
 from .field import FieldResources, choose_variant, shared_weight_bytes
 from .wavefront import TileWork, Wavefront, WavefrontSpec
@@ -29,7 +30,7 @@ UNFUSED_MAX_TILE = (512, 512)
 WORKGROUP = 8
 
 
-class App:
+class App(Owner):
     """Subclasses set ``name``, ``shader`` (the fused kernel), ``push`` (the app's declared push block:
     shader_interface.PUSH_BLOCKS for the built-in apps; the kernel includes ``push.include``),
     ``n_input_dims``/``n_output_dims``, ``samples_per_step`` (samples a ray may take before it consumes a
@@ -56,7 +57,7 @@ class App:
     samples_per_step = 1
     extra_defines: Mapping[str, int] = {}
 
-    def __init__(self, device: Device, model: Model, variant: str = "auto",
+    def _create(self, device: Device, model: Model, variant: str = "auto",
                  max_tile: tuple[int, int] = (1024, 1024), pipeline: str = "fused",
                  mlp_dispatch: str = "network", encode_invocation: str = "auto",
                  stages: Callable[[WavefrontSpec], Wavefront] | None = None) -> None:
@@ -78,24 +79,20 @@ class App:
         self.field = self.output = self.kernel = self.wavefront = self.evaluations = None
         check_device_buffer(max_tile[0] * max_tile[1] * 4, int(device.limits.maxStorageBufferRange),
                             f"a {max_tile[0]}x{max_tile[1]} tile's output buffer", "use a smaller --tile")
-        try:
-            self.field = FieldResources(device, model, self.variant)
-            self.output = Buffer(device, max_tile[0] * max_tile[1] * 4, (STORAGE,), host=True)
-            if pipeline == "fused":
-                # the push block's declaration goes with the kernel: an app declared outside the package too
-                generated = {**self.field.generated(), self.push.include: self.push.glsl()}
-                spirv = compile_shader(self.shader, self.defines(), generated)
-                bindings = self.field.bindings()
-                # the fused kernel counts its network evaluations on the GPU (how far a ray marches is data)
-                self.evaluations = Buffer(device, 4, (STORAGE,), host=True)
-                bindings.update([BINDINGS["out_rgba"].bind(self.output),
-                                 BINDINGS["evaluations"].bind(self.evaluations)])
-                self.kernel = create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label)
-            else:
-                self.wavefront = (stages or Wavefront)(self.wavefront_spec())
-        except BaseException:
-            self.destroy()
-            raise
+        self.field = self.own(FieldResources(device, model, self.variant))
+        self.output = self.own(Buffer(device, max_tile[0] * max_tile[1] * 4, (STORAGE,), host=True))
+        if pipeline == "fused":
+            # the push block's declaration goes with the kernel: an app declared outside the package too
+            generated = {**self.field.generated(), self.push.include: self.push.glsl()}
+            spirv = compile_shader(self.shader, self.defines(), generated)
+            bindings = self.field.bindings()
+            # the fused kernel counts its network evaluations on the GPU (how far a ray marches is data)
+            self.evaluations = self.own(Buffer(device, 8, (STORAGE,), host=True))
+            bindings.update([BINDINGS["out_rgba"].bind(self.output),
+                             BINDINGS["evaluations"].bind(self.evaluations)])
+            self.kernel = self.own(create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label))
+        else:
+            self.wavefront = self.own((stages or Wavefront)(self.wavefront_spec()))
 
     def wavefront_spec(self) -> WavefrontSpec:
         """What the unfused pipelines' stages need from this app."""
@@ -167,19 +164,14 @@ class App:
         if self.wavefront is not None:
             return self.wavefront.run_tile(submit, push, size)
         groups = (-(-size[0] // WORKGROUP), -(-size[1] // WORKGROUP), 1)
-        self.evaluations.write(np.zeros(1, np.uint32))
+        self.evaluations.write(np.zeros(2, np.uint32))
         submit(lambda rec: rec.dispatch(self.kernel_label, self.kernel, groups, push))
-        return TileWork(int(self.evaluations.read(np.uint32, 1)[0]))
+        low, high = (int(word) for word in self.evaluations.read(np.uint32, 2))
+        return TileWork(low + (high << 32))
 
     def read_tile(self, size: tuple[int, int]) -> np.ndarray:
         w, h = size
         return self.output.array(np.uint8, w * h * 4).reshape(h, w, 4)[..., :3].copy()
-
-    def destroy(self) -> None:
-        for obj in (self.wavefront, self.kernel, self.evaluations, self.output, self.field):
-            if obj is not None:
-                obj.destroy()
-        self.wavefront = self.kernel = self.evaluations = self.output = self.field = None
 
 
 def camera_push(camera: Camera) -> dict[str, tuple[float, float, float]]:

@@ -8,7 +8,7 @@ layout(local_size_x = 8, local_size_y = 8) in;
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"
-#include "generated/bind_evaluations.glsl"
+#include "evaluations.glsl"
 
 void main() {
     variant_prologue();  // before any invocation returns: the shared variant loads weights with a barrier
@@ -22,7 +22,7 @@ void main() {
         float y[MLP_OUT];
         mlp_forward(feat, y);
         consume(r, s, y);
-        atomicAdd(evaluations, 1u);  // the tile's network-evaluation counter
+        count_evaluations(1u);  // the tile's network-evaluation counter
     }
     write_pixel(gid, uint(pc.tile_size.x), shade(r));
 }

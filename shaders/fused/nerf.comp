@@ -9,7 +9,7 @@ layout(local_size_x = 8, local_size_y = 8) in;
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"
-#include "generated/bind_evaluations.glsl"
+#include "evaluations.glsl"
 #include "sh.glsl"
 
 void main() {
@@ -36,6 +36,6 @@ void main() {
         float res[RESULT_N] = float[](h[0], c[0], c[1], c[2]);
         alive = consume(r, s, res);
     }
-    if (evaluated != 0u) atomicAdd(evaluations, evaluated);
+    if (evaluated != 0u) count_evaluations(evaluated);
     write_pixel(gid, uint(pc.tile_size.x), shade(r));
 }

@@ -8,7 +8,7 @@ layout(local_size_x = 8, local_size_y = 8) in;
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"
-#include "generated/bind_evaluations.glsl"
+#include "evaluations.glsl"
 
 void main() {
     variant_prologue();  // before any invocation returns: the shared variant loads weights with a barrier
@@ -26,6 +26,6 @@ void main() {
         mlp_forward(feat, y);
         alive = consume(r, s, y);
     }
-    if (evaluated != 0u) atomicAdd(evaluations, evaluated);
+    if (evaluated != 0u) count_evaluations(evaluated);
     write_pixel(gid, uint(pc.tile_size.x), shade(r));
 }

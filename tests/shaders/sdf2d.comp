@@ -10,7 +10,7 @@ layout(local_size_x = 8, local_size_y = 8) in;
 #include "generated/grid_levels.glsl"
 #include "generated/variant.glsl"
 #include "grid.glsl"
-#include "generated/bind_evaluations.glsl"
+#include "evaluations.glsl"
 
 void main() {
     variant_prologue();  // before any invocation returns: the shared variant loads weights with a barrier
@@ -21,7 +21,7 @@ void main() {
     grid_encode(uv, feat);
     float y[MLP_OUT];
     mlp_forward(feat, y);
-    atomicAdd(evaluations, 1u);  // the tile's network-evaluation counter
+    count_evaluations(1u);  // the tile's network-evaluation counter
     precise float grey = pc.mode == 0 ? clamp(0.5 - pc.scale * y[0], 0.0, 1.0) : (y[0] < 0.0 ? 1.0 : 0.0);
     write_pixel(gid, uint(pc.tile_size.x), vec3(grey));
 }
