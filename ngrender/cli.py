@@ -371,7 +371,8 @@ def cmd_view(args: argparse.Namespace) -> int:
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise NgrenderError(no_display_message())
     with Viewer(args.scene, size=args.size, device=args.device, validation=args.validation,
-                vsync=not args.no_vsync, pipeline=args.pipeline, resolution_scale=args.scale) as viewer:
+                vsync=not args.no_vsync, pipeline=args.pipeline, resolution_scale=args.scale,
+                ngpc_preset=args.ngpc_preset or "NGPC-8", ngpc_overrides=_ngpc_overrides(args.ngpc_set)) as viewer:
         viewer.run()
     return 0
 
@@ -493,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_scale, default=None,
                    help="resolution scale (default 0.5 on CPU drivers, 1 on GPUs); the overlay can change it")
     p.add_argument("--no-vsync", action="store_true", help="present without waiting for vertical sync")
+    _ngpc_arch_args(p)  # for the ngpc pipeline, at start or when picked in the panel
     _device_args(p)
     p.set_defaults(func=cmd_view)
 

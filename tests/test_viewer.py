@@ -228,6 +228,27 @@ def test_a_failed_scene_switch_leaves_the_viewer_on_its_scene(xvfb, tmp_path, ca
         assert v.messages() == []
 
 
+def test_viewer_ngpc_pipeline_runs_the_chosen_preset(xvfb, tmp_path):
+    """`view --pipeline ngpc --ngpc-preset P --ngpc-set K=V` simulates P with the overrides, at start and after
+    switching pipelines in the panel (the viewer once always started on NGPC-8 without overrides)."""
+    from ngrender.cli import _ngpc_overrides, build_parser
+    from ngrender.viewer.app import Viewer
+
+    scene = ROOT / "scenes" / "standin" / "sdf_torus_hash.json"
+    args = build_parser().parse_args(["view", str(scene), "--pipeline", "ngpc", "--ngpc-preset", "NGPC-64",
+                                      "--ngpc-set", "clock_ghz=2"])
+    with Viewer(scene, size=(320, 200), validation=True, resolution_scale=0.25, pipeline=args.pipeline,
+                ngpc_preset=args.ngpc_preset, ngpc_overrides=_ngpc_overrides(args.ngpc_set)) as v:
+        assert v.step()
+        arch = v.app.wavefront.arch
+        assert (arch.name, arch.n_nfp, arch.clock_ghz) == ("NGPC-64", 64, 2)
+        v.set_pipeline("fused")
+        assert v.step() and v.app.wavefront is None
+        v.set_pipeline("ngpc")
+        assert v.step() and (v.app.wavefront.arch.n_nfp, v.app.wavefront.arch.clock_ghz) == (64, 2)
+        assert v.messages() == []
+
+
 def test_view_without_a_display_says_what_to_do():
     proc = run_cli("view", ROOT / "scenes" / "gigapixel.json", env={"DISPLAY": None, "WAYLAND_DISPLAY": None},
                    timeout=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,17 @@ class Viewer(Owner):
 
     def _create(self, scene_path: str | Path, size: tuple[int, int] = (960, 540), device: str | int | None = None,
                 validation: bool | None = None, vsync: bool = True, pipeline: str = "fused",
-                resolution_scale: float | None = None) -> None:
+                resolution_scale: float | None = None, ngpc_preset: str = "NGPC-8",
+                ngpc_overrides: Mapping[str, Any] | None = None) -> None:
         import glfw
 
         if resolution_scale is not None and not MIN_SCALE <= resolution_scale <= 1.0:
             raise ConfigError(f"resolution scale must be in [{MIN_SCALE}, 1], got {resolution_scale}")
         self.glfw = glfw
+        # the NGPC's preset and overrides apply whenever the ngpc pipeline runs (now or picked in the panel);
+        # a bad one is an error before a window opens
+        self.ngpc_preset, self.ngpc_overrides = ngpc_preset, dict(ngpc_overrides or {})
+        load_arch(ngpc_preset, **self.ngpc_overrides)
         scene, model = open_scene(scene_path)
         check_scene_model(model, scene)  # before a window opens
         glfw.ERROR_REPORTING = "ignore"
@@ -58,7 +64,6 @@ class Viewer(Owner):
         self.on_release(glfw.terminate)
         self.gui = self.frame_buffer = None
         self._open_window(scene, size, device, validation, vsync)
-        self.ngpc_preset = "NGPC-8"
         # Frames are rendered on a second device of the same GPU: on lavapipe, once a device has drawn
         # graphics, its timestamps time the binned draws instead of the dispatches, which would break the
         # per-kernel breakdown. The frame crosses over through host memory either way.
@@ -117,10 +122,10 @@ class Viewer(Owner):
                 continue
         return out or [self.scene.path]
 
-    @staticmethod
-    def _pipeline(pipeline: str, preset: str) -> dict:
-        """The session's pipeline options: the NGPC's stages on ``preset`` for the ngpc pipeline."""
-        return pipeline_options(pipeline, load_arch(preset) if pipeline == "ngpc" else None)
+    def _pipeline(self, pipeline: str, preset: str) -> dict:
+        """The session's pipeline options: the NGPC's stages on ``preset`` (with the viewer's overrides) for
+        the ngpc pipeline."""
+        return pipeline_options(pipeline, load_arch(preset, **self.ngpc_overrides) if pipeline == "ngpc" else None)
 
     # What is rendered lives in the session.
     @property
