@@ -284,7 +284,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, compare_encodings
 
     if args.breakdown:
-        from .breakdown import breakdown
+        from .reports.breakdown import breakdown
         breakdown([args.app] if args.app else list(app_names()), args.encodings or list(encoding_presets()),
                   size=(args.sizes or [256])[0], repeats=args.repeats, out_dir=args.out_dir, device=args.device,
                   variant=args.variant)
@@ -412,7 +412,7 @@ def cmd_ngpc(args: argparse.Namespace) -> int:
         for name, value in arch.values.items():
             print(f"  {name:<34} {value!s:<10} {arch.sources[name]}")
         return 0
-    from .ngpc.report import report
+    from .reports.ngpc import report
     if args.ngpc_preset:
         raise NgrenderError("ngpc report measures the presets given by --presets; --ngpc-preset is for ngpc arch")
     w, h = args.resolution

@@ -475,9 +475,9 @@ def child_timing(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
 
 
 def child_breakdown(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
-    """ngrender.breakdown.measure's numbers on a width x height frame: per pipeline (fused, unfused, fused-rest)
+    """ngrender.reports.breakdown.measure's numbers on a width x height frame: per pipeline (fused, unfused, fused-rest)
     the median of the class times (encoding, mlp, rest) from timestamps."""
-    from ngrender import breakdown as bd
+    from ngrender.reports import breakdown as bd
     from ngrender.scene import scene_for
 
     w, h = cfg["breakdown_frame"]

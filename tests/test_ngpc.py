@@ -168,7 +168,7 @@ def test_presets_and_files(tmp_path):
 
 
 def test_report_files_and_monotone_speedup(tmp_path):
-    from ngrender.ngpc.report import report
+    from ngrender.reports.ngpc import report
 
     result = report(["rtx3090", "measured"], ["gigapixel"], ["hash"], ["NGPC-8", "NGPC-64"], size=16, repeats=1,
                     out_dir=tmp_path, scalesim=True, overrides={"batch_size": 1024})  # SCALE-Sim: 0.5 s a layer

@@ -131,7 +131,7 @@ def test_bad_pipeline_options(device, model_factory):
 def test_breakdown_writes_json_markdown_and_chart(tmp_path, model_factory):
     from PIL import Image
 
-    from ngrender.breakdown import breakdown
+    from ngrender.reports.breakdown import breakdown
 
     path = tmp_path / "gia.safetensors"
     model_factory("dense").save(path)
@@ -150,7 +150,7 @@ def test_breakdown_writes_json_markdown_and_chart(tmp_path, model_factory):
 
 
 def test_breakdown_without_a_model_is_a_clear_error(tmp_path):
-    from ngrender.breakdown import breakdown
+    from ngrender.reports.breakdown import breakdown
     from ngrender.errors import NgrenderError
 
     with pytest.raises(NgrenderError, match="no gigapixel scene or model for the simplex encoding"):

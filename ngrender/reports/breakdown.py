@@ -8,11 +8,11 @@ import json
 import statistics
 from pathlib import Path
 
-from .encoding import encoding_presets
-from .errors import ConfigError, NgrenderError
-from .fileio import save_figure, write_text
-from .scene import ROOT, scene_for
-from .session import RenderSession
+from ..encoding import encoding_presets
+from ..errors import ConfigError, NgrenderError
+from ..fileio import save_figure, write_text
+from ..scene import ROOT, scene_for
+from ..session import RenderSession
 
 PIPELINES = ("fused", "unfused", "fused-rest")
 # The paper's RTX 3090 profile (docs/paper.md): share of encoding + MLP in application time, per encoding, and the

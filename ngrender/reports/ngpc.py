@@ -9,12 +9,12 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..breakdown import PAPER_ENCODING_MLP_PCT, PAPER_HASH_SPLIT_PCT, PAPER_REST_FUSION, measure
+from .breakdown import PAPER_ENCODING_MLP_PCT, PAPER_HASH_SPLIT_PCT, PAPER_REST_FUSION, measure
 from ..errors import ConfigError, NgrenderError
 from ..fileio import save_figure, write_text
 from ..scene import load_scene_and_model, scene_for
-from .arch import Arch, load_arch
-from .timing import Workload, layer_cycles, max_pixels, project
+from ..ngpc.arch import Arch, load_arch
+from ..ngpc.timing import Workload, layer_cycles, max_pixels, project
 
 FHD, UHD = 1920 * 1080, 3840 * 2160
 # The paper's frame times on the RTX 3090 (docs/paper.md): NeRF about 231 ms per 1080p frame (secondary); GIA 1.51x
@@ -124,7 +124,7 @@ def layer_shapes(models: list) -> list[tuple[int, int]]:
 
 def scalesim_rows(arch: Arch, shapes: list[tuple[int, int]]) -> list[dict]:
     """The MLP engine's layer model next to SCALE-Sim for one batch (M = batch, K = in, N = out)."""
-    from .scalesim_check import scalesim_gemm
+    from ..ngpc.scalesim_check import scalesim_gemm
 
     rows = []
     for n_in, n_out in shapes:
