@@ -69,7 +69,7 @@ class FrameStats:
         else:
             kernels = ", ".join(f"{k} {v:.1f} ms" for k, v in self.class_ms().items() if k != "fused") + \
                 f"; {len(self.dispatches)} dispatches, {self.iterations} iterations, {self.samples:,} samples"
-        ngpc = f"; projected on the NGPC {self.ngpc}: {self.ngpc_ms:.3f} ms" if self.ngpc_ms is not None else ""
+        ngpc = f"; projected on {self.ngpc}: {self.ngpc_ms:.3f} ms" if self.ngpc_ms is not None else ""
         return (f"{self.width}x{self.height} in {self.tiles} tile(s), {self.pipeline} pipeline: "
                 f"{self.wall_ms:.1f} ms wall, {self.gpu_ms:.1f} ms GPU ({kernels}), {self.megapixels_per_s:.2f} Mpx/s"
                 f"{ngpc}")

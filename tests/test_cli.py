@@ -217,7 +217,7 @@ def test_ngpc_preset_and_overrides_are_what_is_simulated(tmp_path):
     proc = run_cli("render", scene, "--out", tmp_path / "n.png", "--width", 32, "--height", 24, "--pipeline", "ngpc",
                    "--ngpc-preset", "NGPC-64", "--ngpc-set", "clock_ghz=2", "--ngpc-set", "storage_precision=fp32")
     assert proc.returncode == 0, proc.stderr
-    assert "projected on the NGPC NGPC-64 (64 NFPs at 2 GHz, fp32 storage, fp32 accumulation)" in proc.stdout
+    assert "projected on NGPC-64 (64 NFPs at 2 GHz, fp32 storage, fp32 accumulation)" in proc.stdout
 
     from ngrender.cli import _pipeline_options, build_parser
     from ngrender.ngpc.arch import load_arch
@@ -255,7 +255,7 @@ def test_ngpc_through_the_cli(tmp_path):
     proc = run_cli("render", scene, "--out", tmp_path / "n.png", "--width", 32, "--height", 24, "--pipeline", "ngpc",
                    "--ngpc-preset", "NGPC-16", "--ngpc-set", "storage_precision=fp32", "--validation")
     assert proc.returncode == 0, proc.stderr
-    assert "ngpc pipeline" in proc.stdout and "projected on the NGPC NGPC-16 (16 NFPs" in proc.stdout
+    assert "ngpc pipeline" in proc.stdout and "projected on NGPC-16 (16 NFPs" in proc.stdout
     proc = run_cli("ngpc", "arch", "--ngpc-preset", "NGPC-32")
     assert proc.returncode == 0 and proc.stdout.startswith("NGPC-32 ") and "assumption" in proc.stdout, proc.stdout
     assert re.search(r"^  n_nfp +32 ", proc.stdout, re.M), proc.stdout  # the preset's value, not its name
