@@ -64,6 +64,28 @@ def orbit(azimuth_deg: float, elevation_deg: float, radius: float, target=(0.5, 
     return look_at(np.asarray(target) + offset, target, fov_x_deg=fov_x_deg)
 
 
+def c2w_from_ngp(matrix) -> np.ndarray:
+    """ngrender's camera-to-world (4x4) for an instant-ngp camera matrix (3x4, NGP space): NGP space is ngrender's
+    model space with the camera's y and z axes flipped (instant-ngp's camera looks along +z with y down)."""
+    c2w = np.eye(4)
+    c2w[:3, :] = np.asarray(matrix, np.float64)[:3, :4]
+    c2w[:3, 1:3] *= -1
+    return c2w
+
+
+def ngp_from_c2w(c2w) -> np.ndarray:
+    """instant-ngp's 3x4 camera matrix for an ngrender camera-to-world (the inverse of ``c2w_from_ngp``)."""
+    m = np.array(c2w, np.float64)[:3, :4]
+    m[:, 1:3] *= -1
+    return m
+
+
+def fov_other_axis(fov_deg: float, from_size: int, to_size: int) -> float:
+    """The field of view along the other image axis of a pinhole camera: ``fov_deg`` spans ``from_size``
+    pixels, the result spans ``to_size`` (square pixels)."""
+    return math.degrees(2 * math.atan(math.tan(math.radians(fov_deg) / 2) * to_size / from_size))
+
+
 CAMERA_KEYS = ("transform_matrix", "orbit", "fov_x", "camera_angle_x")
 ORBIT_KEYS = ("azimuth", "elevation", "radius", "target")
 

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import validate
+from .camera import c2w_from_ngp, ngp_from_c2w
 from .encoding import encoding_spec, encoding_specs
 from .errors import ConfigError
 from .fileio import read_bytes, write_bytes
@@ -283,10 +284,7 @@ def _camera_view(snap: dict, where: str) -> dict:
     camera = validate.obj(snap.get("camera", {}), f"{where}: snapshot.camera")
     if "matrix" not in camera:
         return {}
-    m = np.asarray(validate.matrix(camera["matrix"], f"{where}: snapshot.camera.matrix", 3, 4), np.float64)
-    c2w = np.eye(4)
-    c2w[:3, :] = m
-    c2w[:3, 1:3] *= -1
+    c2w = c2w_from_ngp(validate.matrix(camera["matrix"], f"{where}: snapshot.camera.matrix", 3, 4))
     axis = validate.integer(camera.get("fov_axis", 1), f"{where}: snapshot.camera.fov_axis", 0, 1)
     focal = validate.numbers(camera.get("relative_focal_length", [1.0, 1.0]),
                              f"{where}: snapshot.camera.relative_focal_length", 2, 1e-3, 1e3)[axis]
@@ -417,10 +415,9 @@ def _density_grid(snap: dict, cascades: int, where: str) -> tuple[np.ndarray | N
 def _ngp_camera(view: Mapping[str, Any]) -> dict:
     """The snapshot's camera for an ngrender camera (inverse of _camera_view), fov along x."""
     camera = view["camera"]
-    m = np.array(camera.c2w, np.float64)
-    m[:3, 1:3] *= -1
+    m = ngp_from_c2w(camera.c2w)
     focal = 0.5 / math.tan(math.radians(camera.fov_x_deg) / 2)
-    return {"matrix": m[:3, :].tolist(), "fov_axis": 0, "relative_focal_length": [focal, focal],
+    return {"matrix": m.tolist(), "fov_axis": 0, "relative_focal_length": [focal, focal],
             "screen_center": [0.5, 0.5], "zoom": 1.0, "scale": 1.0}
 
 
