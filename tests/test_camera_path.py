@@ -4,17 +4,23 @@ hemispheres, loops, frames computed alone or in any order, GIA windows, the view
 every bad input as one ConfigError naming the file and the field."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ngrender.camera import Camera, look_at, orbit
-from ngrender.camera_path import (IMAGE_MODE_FOV, append_keyframe, camera_keyframe, load_camera_path,
-                                  matrix_to_quat, parse_frames, plan_frames, quat_to_matrix, window_keyframe)
-from ngrender.errors import ConfigError
+from ngrender.camera_path import (IMAGE_MODE_FOV, append_keyframe, camera_keyframe, image_aspect_of,
+                                  load_camera_path, matrix_to_quat, parse_frames, plan_frames, quat_to_matrix,
+                                  window_keyframe)
+from ngrender.errors import ConfigError, NgrenderError
+from ngrender.scene import load_scene
+
+ROOT = Path(__file__).resolve().parent.parent
 
 IDENTITY_Q = [0.0, 0.0, 0.0, 1.0]
 
@@ -290,3 +296,46 @@ def test_a_too_wide_field_of_view_is_refused_at_the_frame(tmp_path):
     path = load_camera_path(base_cam(tmp_path, [keyframe(0.5, fov=150.0)]), "nerf")
     with pytest.raises(ConfigError, match="1..170 degrees"):
         path.view_at(0.0, 400, 100)
+
+
+def test_viewer_gigapixel_keyframes_round_trip(tmp_path):
+    """The viewer's P key on a GIA scene (viewer/files.py): image-mode keyframes in <scene>_base_cam.json whose
+    windows come back at the keyframes; a file of another kind under that name is left alone."""
+    from ngrender.viewer import files
+
+    scene = dataclasses.replace(load_scene(ROOT / "scenes" / "gigapixel.json"), path=tmp_path / "gigapixel.json")
+    aspect = image_aspect_of(scene)
+    assert aspect == 2.0  # 1024x512 frames show the whole 2:1 image
+    windows = [(0.0, 0.0, 1.0, 1.0), (0.25, 0.25, 0.5, 0.5), (0.6, 0.1, 0.7, 0.2)]
+    for k, window in enumerate(windows):
+        path, count = files.add_camera_to_path(scene, window_keyframe(window, aspect))
+        assert count == k + 1 and path == tmp_path / "gigapixel_base_cam.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "spline_order": 1}))
+    loaded = load_camera_path(path, "gigapixel", image_aspect=aspect)
+    for k, window in enumerate(windows):
+        assert loaded.view_at(k / 2, 1024, 512)["window"] == pytest.approx(window, abs=1e-12)
+
+    ns = nerfstudio_path(tmp_path, [orbit(0, 0, 1.5)]).read_text()
+    path.write_text(ns)
+    with pytest.raises(NgrenderError, match="gigapixel_base_cam.json is left as it is"):
+        files.add_camera_to_path(scene, window_keyframe(windows[0], aspect))
+    assert path.read_text() == ns
+
+
+@pytest.mark.parametrize("name, app", [("orbit_base_cam.json", "sdf"), ("gigapixel_zoom.json", "gigapixel")])
+def test_example_paths(name, app):
+    """scenes/paths/: the orbit circles the cube's centre, looking at it, at about the default scenes' distance;
+    the GIA zoom starts on the whole image and zooms in more than 10x."""
+    path = load_camera_path(ROOT / "scenes" / "paths" / name, app, image_aspect=2.0)
+    plan = plan_frames(path, 4, None)
+    views = [plan.view(i, 128, 64 if app == "gigapixel" else 128) for i in range(plan.n_frames)]
+    if app == "gigapixel":
+        assert views[0]["window"] == pytest.approx((0.0, 0.0, 1.0, 1.0), abs=1e-9)  # the file has 9 digits
+        assert min(w["window"][3] - w["window"][1] for w in views) < 0.1
+        return
+    for view in views:
+        m = np.array(view["camera"]["transform_matrix"])
+        to_centre = np.array([0.5, 0.5, 0.5]) - m[:3, 3]
+        assert 1.5 < np.linalg.norm(to_centre) < 1.7
+        assert np.dot(-m[:3, 2], to_centre / np.linalg.norm(to_centre)) > 0.999  # looking at the centre

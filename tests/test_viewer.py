@@ -130,7 +130,8 @@ def offscreen_render(viewer):
         app.destroy()
 
 
-def test_viewer_window(xvfb, tmp_path):
+def test_viewer_window(xvfb, tmp_path, capsys):
+    from ngrender.camera_path import camera_keyframe, load_camera_path
     from ngrender.viewer.app import Viewer
     from ngrender.viewer.x11 import grab_window
 
@@ -168,9 +169,19 @@ def test_viewer_window(xvfb, tmp_path):
         saved = json.loads(scene.read_text())
         assert saved["view"]["camera"]["transform_matrix"] == v.controls.camera().to_json()["transform_matrix"]
         assert saved["model"] == data["model"]                     # everything else kept
+        v.on_key(v.window, glfw.KEY_P, 0, glfw.PRESS, 0)           # keyframes into instant-ngp's base_cam.json
         v.on_key(v.window, glfw.KEY_P, 0, glfw.PRESS, 0)
+        base_cam = tmp_path / "sdf_base_cam.json"
+        assert load_camera_path(base_cam, "sdf").n_keyframes == 2
+        written = json.loads(base_cam.read_text())["path"][1]
+        want_kf = camera_keyframe(v.controls.camera(), *v.swapchain.extent, scale=v.controls.radius)
+        assert written == {**want_kf, "timestamp": 1.0}
+        base_cam.write_text('{"frames": []}')                      # not a base_cam: left alone, one line
+        capsys.readouterr()
         v.on_key(v.window, glfw.KEY_P, 0, glfw.PRESS, 0)
-        assert len(json.loads((tmp_path / "sdf_camera_path.json").read_text())["frames"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ngrender: error: sdf_base_cam.json is left as it is") and err.count("\n") == 1
+        assert base_cam.read_text() == '{"frames": []}'
         shot = v.screenshot(tmp_path / "shot.png")
         assert np.array_equal(np.asarray(Image.open(shot)), v.image)
 

@@ -4,6 +4,7 @@ with the Dear ImGui panel (panel.py); files.py writes screenshots and cameras.""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Any, Mapping
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..apps import app_spec
 from ..apps.base import PIPELINES
+from ..camera_path import camera_keyframe, image_aspect_of, window_keyframe
 from ..errors import ConfigError, DeviceError, NgrenderError
 from ..ngpc.arch import load_arch
 from ..ngpc.wavefront import pipeline_options
@@ -283,12 +285,13 @@ class Viewer(Owner):
         elif key == glfw.KEY_R and mods & glfw.MOD_SHIFT:
             self.controls.reset()
             self._reset_view()
-        elif key == glfw.KEY_F12:
-            self.screenshot()
-        elif key == glfw.KEY_C:
-            self.save_camera()
-        elif key == glfw.KEY_P:
-            self.add_camera_to_path()
+        elif key in (glfw.KEY_F12, glfw.KEY_C, glfw.KEY_P):
+            action = {glfw.KEY_F12: self.screenshot, glfw.KEY_C: self.save_camera,
+                      glfw.KEY_P: self.add_camera_to_path}[key]
+            try:
+                action()
+            except NgrenderError as exc:  # a file the viewer will not touch: one line, the viewer carries on
+                print(f"ngrender: error: {exc}", file=sys.stderr)
         elif key == glfw.KEY_ESCAPE:
             glfw.set_window_should_close(self.window, True)
         elif isinstance(self.controls, OrbitControls):
@@ -355,8 +358,16 @@ class Viewer(Owner):
         return path
 
     def add_camera_to_path(self) -> Path:
-        """Append the current camera to ``<scene>_camera_path.json``."""
-        return files.add_camera_to_path(self.scene, self._camera_json())
+        """Append the current camera as a keyframe to ``<scene>_base_cam.json`` (instant-ngp's camera path; GIA:
+        its image-mode camera over the window)."""
+        if isinstance(self.controls, ImageControls):
+            keyframe = window_keyframe(self.controls.window, image_aspect_of(self.scene))
+        else:
+            width, height = self.swapchain.extent
+            keyframe = camera_keyframe(self.controls.camera(), width, height, scale=self.controls.radius)
+        path, count = files.add_camera_to_path(self.scene, keyframe)
+        print(f"camera path: keyframe {count} added to {path}")
+        return path
 
     # -- teardown ------------------------------------------------------------------------------------------
     def _release(self) -> None:

@@ -1,5 +1,5 @@
 """What the viewer writes: screenshots of the rendered frame, the camera saved into the scene file, and camera
-paths (a list of cameras beside the scene)."""
+paths (instant-ngp's base_cam.json beside the scene, so a path made here opens in instant-ngp)."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NgrenderError
+from ..camera_path import INGP, append_keyframe, load_camera_path
+from ..errors import ConfigError, NgrenderError
 from ..fileio import read_json, write_json
 from ..pngio import PngStripWriter
 from ..scene import Scene
@@ -40,12 +41,25 @@ def save_camera(scene: Scene, camera: dict) -> Path:
     return path
 
 
-def add_camera_to_path(scene: Scene, camera: dict) -> Path:
-    """Append ``camera`` to ``<scene>_camera_path.json`` ({"frames": [...]})."""
-    path = scene.path.with_name(f"{scene.path.stem}_camera_path.json")
-    data = read_json(path, "camera path") if path.exists() else {"scene": scene.path.name, "frames": []}
-    if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
-        raise NgrenderError(f"{path} is not a camera path written by the viewer (no 'frames' list)")
-    data["frames"].append(camera)
-    write_json(path, data)
-    return path
+def base_cam_path(scene: Scene) -> Path:
+    return scene.path.with_name(f"{scene.path.stem}_base_cam.json")
+
+
+def add_camera_to_path(scene: Scene, keyframe: dict) -> tuple[Path, int]:
+    """Append ``keyframe`` (camera_path.camera_keyframe / window_keyframe) to ``<scene>_base_cam.json``; returns
+    the file and its keyframe count. An existing file that is not an instant-ngp camera path for this scene's app
+    is left as it is (a NgrenderError says why)."""
+    path = base_cam_path(scene)
+    data = None
+    if path.exists():
+        try:
+            kind = load_camera_path(path, scene.app).format
+        except ConfigError as exc:
+            raise NgrenderError(f"{path.name} is left as it is: it is not a camera path the viewer can extend "
+                                f"({exc})") from None
+        if kind != INGP:
+            raise NgrenderError(f"{path.name} is left as it is: it is a {kind}, not an {INGP}")
+        data = read_json(path, "camera path")
+    doc = append_keyframe(data, keyframe)
+    write_json(path, doc)
+    return path, len(doc["path"])
