@@ -35,7 +35,8 @@ DEFAULT_FPS, DEFAULT_SECONDS = 30.0, 5.0
 MAX_KEYFRAMES = 100_000
 MAX_FRAMES = 1_000_000
 MAX_FPS, MAX_SECONDS = 1000.0, 24 * 3600.0
-IMAGE_PLANE_Z = 0.5  # instant-ngp's image mode shows the image on this plane of NGP space
+IMAGE_PLANE_Z = 0.5  # instant-ngp's image mode shows the image on this plane of NGP space,
+IMAGE_CENTRE = (0.5, 0.5)  # centred here, 1 high (y up) and width / height wide
 IMAGE_MODE_FOV = math.degrees(2 * math.atan(0.5))  # its default: relative focal length 1, the image full-screen
 # One instant-ngp keyframe as a vector: R (x, y, z, w), T, then the scalars.
 R, T, SLICE, SCALE, FOV, APERTURE = slice(0, 4), slice(4, 7), 7, 8, 9, 10
@@ -143,16 +144,17 @@ def keyframe_times(stamps: Sequence[float | None]) -> tuple[float, ...]:
 class CameraPath:
     """A loaded camera path. ``view_at(t, width, height)`` gives the view overrides at path time t in [0, 1]."""
 
-    seconds: float | None
-    fps: float | None
-    size: tuple[int, int] | None
+    seconds: float | None  # the path's own duration
+    fps: float | None  # the path's own rate (instant-ngp's format has none)
+    size: tuple[int, int] | None  # the path's own frame size (nerfstudio's render_width x render_height)
     loop: bool
-    file: str = ""
-    app: str = "nerf"
-    format: str = INGP
+    file: str  # for messages
+    app: str
+    format: str  # INGP or NERFSTUDIO
+    keys: np.ndarray = field(repr=False)  # one row per keyframe (instant-ngp: R T slice scale fov aperture;
+    #                                       GIA: x y log-height on the image plane; nerfstudio: 4x4 c2w, fov)
     spline_order: int = 3
     timestamps: tuple[float, ...] = ()
-    keys: np.ndarray = field(default_factory=lambda: np.zeros((0, 11)), repr=False)
     image_aspect: float = 1.0  # GIA: the whole image's width / height
 
     @property
@@ -206,7 +208,7 @@ class CameraPath:
     def _window(self, v: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
         """(x, y, log h) on instant-ngp's image plane -> ngrender's window (u right, v down, 0..1 the image)."""
         x, y, h = float(v[0]), float(v[1]), math.exp(float(v[2]))
-        cu, cv = (x - IMAGE_PLANE_Z) / self.image_aspect + 0.5, 1.0 - y
+        cu, cv = (x - IMAGE_CENTRE[0]) / self.image_aspect + 0.5, 0.5 - (y - IMAGE_CENTRE[1])
         w = h * (width / height) / self.image_aspect
         return (cu - w / 2, cv - h / 2, cu + w / 2, cv + h / 2)
 
@@ -398,7 +400,8 @@ def window_keyframe(window: Sequence[float], image_aspect: float) -> dict:
     plane, at instant-ngp's image-mode field of view (at which distance = height seen)."""
     x0, y0, x1, y1 = (float(v) for v in window)
     height = y1 - y0
-    x, y = ((x0 + x1) / 2 - 0.5) * image_aspect + IMAGE_PLANE_Z, 1.0 - (y0 + y1) / 2
+    x = ((x0 + x1) / 2 - 0.5) * image_aspect + IMAGE_CENTRE[0]
+    y = IMAGE_CENTRE[1] - ((y0 + y1) / 2 - 0.5)
     distance = height / (2 * math.tan(math.radians(IMAGE_MODE_FOV) / 2))
     return {"R": [1.0, 0.0, 0.0, 0.0], "T": [x, y, IMAGE_PLANE_Z + distance], "slice": 0.0, "scale": distance,
             "fov": IMAGE_MODE_FOV, "aperture_size": 0.0, "timestamp": 0.0}
