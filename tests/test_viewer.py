@@ -265,3 +265,27 @@ def test_view_without_a_display_says_what_to_do():
                    timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "needs a display" in proc.stderr and "ngrender render" in proc.stderr
+
+
+def test_viewer_gigapixel_path_keyframes(xvfb, tmp_path):
+    """P on a GIA scene: instant-ngp image-mode keyframes whose windows come back as the viewer showed them."""
+    from ngrender.camera_path import image_aspect_of, load_camera_path
+    from ngrender.viewer.app import Viewer
+
+    data = json.loads((ROOT / "scenes" / "gigapixel_lowres.json").read_text())
+    data["model"] = str((ROOT / "scenes" / data["model"]).resolve())
+    scene = tmp_path / "gia.json"
+    scene.write_text(json.dumps(data))
+    with Viewer(scene, size=(256, 128), validation=True, resolution_scale=0.25) as v:
+        windows = [v.controls.window]
+        v.on_key(v.window, glfw.KEY_P, 0, glfw.PRESS, 0)
+        v.controls.zoom(6, (64, 40), (256, 128))
+        windows.append(v.controls.window)
+        v.on_key(v.window, glfw.KEY_P, 0, glfw.PRESS, 0)
+        assert v.step() and v.messages() == []
+        base_cam = tmp_path / "gia_base_cam.json"
+        doc = json.loads(base_cam.read_text())
+        base_cam.write_text(json.dumps({**doc, "spline_order": 1}))  # keyframes at t = 0 and 1
+        path = load_camera_path(base_cam, "gigapixel", image_aspect=image_aspect_of(v.scene))
+        assert path.view_at(0.0, 256, 128)["window"] == pytest.approx(windows[0], abs=1e-12)
+        assert path.view_at(1.0, 256, 128)["window"] == pytest.approx(windows[1], abs=1e-12)
