@@ -244,6 +244,7 @@ BAD_BASE_CAMS = [
     ({"path": []}, "path is empty"),
     ({"path": [{**GOOD, "T": [0.5, "x", 2.0]}]}, "path[0].T"),
     ({"path": [{**GOOD, "R": [0, 0, 0, 0]}]}, "path[0].R"),
+    ({"path": [{**GOOD, "T": [1e300, 0.5, 2.0]}]}, "path[0].T"),  # finite in JSON, not in float32
     ({"path": [{**GOOD, "R": [0, 0, 0]}]}, "path[0].R"),
     ({"path": [{**GOOD, "fov": 0}]}, "path[0].fov"),
     ({"path": [GOOD, {"R": IDENTITY_Q, "fov": 50.0}]}, "path[1]: field 'T'"),
@@ -257,6 +258,7 @@ BAD_BASE_CAMS = [
 BAD_NERFSTUDIO = [
     ({"camera_path": []}, "camera_path is empty"),
     ({"camera_path": [{"camera_to_world": [1] * 15, "fov": 50}]}, "camera_path[0].camera_to_world"),
+    ({"camera_path": [{"camera_to_world": [1e300] + [0] * 15, "fov": 50}]}, "camera_path[0].camera_to_world"),
     ({"camera_path": [{"camera_to_world": [2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1], "fov": 50}]},
      "not a rotation"),
     ({"camera_path": [{"camera_to_world": np.eye(4).ravel().tolist(), "fov": 50}], "camera_type": "fisheye"},
@@ -278,9 +280,10 @@ def test_bad_paths_are_one_config_error_naming_file_and_field(tmp_path, doc, fra
 @pytest.mark.parametrize("text", ['{"path": [{"R": [0, 0, 0, 1], "T": [NaN, 0, 0], "fov": 50}]}',
                                   '{"path": [{"R": [0, 0, 0, 1e999], "T": [0, 0, 0], "fov": 50}]}', '{"path": ['])
 def test_non_finite_numbers_and_broken_json(tmp_path, text):
+    """NaN and 1e999 are not JSON numbers: the parser refuses the file (naming it and the token)."""
     path = tmp_path / "base_cam.json"
     path.write_text(text)
-    with pytest.raises(ConfigError, match="base_cam.json"):
+    with pytest.raises(ConfigError, match="base_cam.json is not valid JSON"):
         load_camera_path(path, "sdf")
 
 
