@@ -19,6 +19,7 @@ from .encoding import encoding_presets
 from .errors import NgrenderError
 from .fileio import check_output, write_json
 from .limits import MAX_SIDE
+from .progress import Progress
 from .render import check_frame_size
 from .scene import default_scene
 
@@ -103,6 +104,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
     return value
 
+
+LARGE_FRAME = 1 << 24  # pixels from which `render` shows its progress
 
 SOURCE_HELP = ("scene JSON (e.g. scenes/gigapixel.json), model .safetensors (its app's default view) or "
                "instant-ngp snapshot .ingp / .msgpack")
@@ -195,12 +198,11 @@ def cmd_render(args: argparse.Namespace) -> int:
             az, el, radius = args.orbit
             orbit = {"orbit": {"azimuth": az, "elevation": el, "radius": radius}, "fov_x": args.fov}
         view = session.view(window=args.window, mode=args.mode, camera=orbit)
-        progress = None
-        if width * height >= 1 << 24 and sys.stderr.isatty():
-            from tqdm import tqdm
-            bar = tqdm(total=height, unit="row", desc="render")
-            progress = lambda done, total: bar.update(done - bar.n)  # noqa: E731
-        stats = session.renderer.render_to_png(out, width, height, view, progress, check=session.check_validation)
+        # a large frame takes minutes: rows done, rows/s and the ETA (a bar on a terminal, else log lines)
+        with Progress(height, "rows", "render", enabled=width * height >= LARGE_FRAME) as bar:
+            stats = session.renderer.render_to_png(out, width, height, view,
+                                                   lambda done, total: bar.update(done - bar.n),
+                                                   check=session.check_validation)
         print(f"{out}: {stats.summary()} [{session.device.info.name}, {session.app.variant} variant]")
     return 0
 
@@ -345,7 +347,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     source = _train_source(args)
     trainer = importlib.import_module(app_spec(args.app).trainer)  # train(...) and describe(metrics)
     options = dict(steps=args.steps, time_budget=args.time_budget, seed=args.seed, checkpoint=checkpoint,
-                   resume=Path(args.resume) if args.resume else None, progress=sys.stderr.isatty(), device=device)
+                   resume=Path(args.resume) if args.resume else None, progress=True, device=device)
     if args.batch:
         options["batch"] = args.batch
     if args.app == "nerf":
@@ -381,14 +383,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     from .data.fetch import data_dir, fetch, list_datasets
 
     if args.action == "fetch":
-        fetch(args.names or None, progress=sys.stderr.isatty())
+        fetch(args.names or None)
         return 0
     if args.action == "nerf-from-mesh":
         from .data.nerf_from_mesh import make_dataset
         if len(args.names) != 2:
             raise NgrenderError("usage: ngrender data nerf-from-mesh MESH OUT_FOLDER")
         summary = make_dataset(args.names[0], args.names[1], views=args.views, size=args.size, spp=args.spp,
-                               progress=sys.stderr.isatty())
+                               progress=True)
         checks = ", ".join(f"{k}: {v['views']} views, IoU >= {v['min_iou']:.3f}" for k, v in summary.items())
         print(f"{args.names[1]}: transforms_{{train,val,test}}.json + RGBA PNGs; poses verified ({checks})")
         return 0

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ngrender"
 
 # Module -> component. A package is one component unless listed here; a top-level module is its own.
 COMPONENT_OF = {
-    **{f"ngrender.{m}": "base" for m in ("errors", "validate", "fileio", "cache", "limits", "pngio", "camera")},
+    **{f"ngrender.{m}": "base" for m in ("errors", "validate", "fileio", "cache", "limits", "pngio", "camera",
+                                               "progress")},
     # the Vulkan-free face of apps/: the registry and what a scene sets (view types, modes, kernel variants)
     "ngrender.apps": "app_specs", "ngrender.apps.registry": "app_specs", "ngrender.apps.views": "app_specs",
     "ngrender.netconfig": "model", "ngrender.snapshot": "model",

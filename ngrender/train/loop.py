@@ -189,14 +189,14 @@ def run(step_fn: Callable[[], float | tuple[float, int]], steps: int, batch: int
     ``checkpoint`` every ``checkpoint_every`` steps and at the end. ``device``: where ``module`` lives (default:
     where its parameters are); the progress bar names it."""
     import torch
-    from tqdm import tqdm
+
+    from ..progress import Progress
 
     device = module_device(module) if device is None else torch.device(device)
     state = load_checkpoint(resume, module, optimizer, rng, meta, device) if resume else LoopState()
     start = time.perf_counter() - state.elapsed
     session_start, session_samples = time.perf_counter(), 0
-    bar = tqdm(total=steps, initial=state.step, disable=not progress, unit="step", dynamic_ncols=True,
-               desc=device_label(device) if progress else None)
+    bar = Progress(steps, "steps", f"train ({device_label(device)})", initial=state.step, enabled=progress)
     first_step = state.step
     while state.step < steps:
         # the budget is checked after a step, so every run saves a model that has trained at least once
