@@ -1,0 +1,210 @@
+"""Videos: the frames folder (numbered PNGs, the resume state of a video) and the MP4 assembled from it.
+
+A frame is written atomically, so a frame file that exists is complete: a rerun renders only the missing ones,
+and a killed run loses nothing it finished. A small manifest (``frames.json``) says which video the frames
+belong to, so frames of another path, size or scene are never mixed in. The MP4 is encoded by imageio-ffmpeg's
+ffmpeg from the finished frames into a temporary file, renamed into place when ffmpeg succeeds."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import NgrenderError
+from .fileio import AtomicFile, read_json, write_json
+from .pngio import write_png
+from .progress import Progress
+
+MANIFEST = "frames.json"
+FRAME_PREFIX = "frame_"
+CRF = 18  # libx264's constant rate factor: visually lossless for most content, ~10x smaller than crf 0
+PRESET = "medium"
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (what the manifest records of the scene, the model and the path)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FrameFolder:
+    """``folder/frame_00000.png`` ... for a video of ``n_frames`` frames."""
+
+    def __init__(self, folder: Path, n_frames: int) -> None:
+        self.folder, self.n_frames = Path(folder), int(n_frames)
+        self._digits = max(5, len(str(self.n_frames - 1)))
+
+    def path(self, index: int) -> Path:
+        if not 0 <= index < self.n_frames:
+            raise IndexError(f"frame {index} is outside 0..{self.n_frames - 1}")
+        return self.folder / f"{FRAME_PREFIX}{index:0{self._digits}d}.png"
+
+    def missing(self, indices: Iterable[int]) -> list[int]:
+        """The frames not yet written (a frame file that exists is complete: writes are atomic)."""
+        return [i for i in indices if not self.path(i).is_file()]
+
+    def write(self, index: int, image: np.ndarray) -> None:
+        """Frame ``index`` as (height, width, 3) uint8; it appears complete or not at all."""
+        write_png(self.path(index), image)
+
+    def frame_files(self) -> list[Path]:
+        return sorted(self.folder.glob(f"{FRAME_PREFIX}*.png"))
+
+    def prepare(self, manifest: dict[str, Any], force: bool = False) -> None:
+        """Make the folder ready for this video's frames: create it, or check that the frames already there
+        belong to the same video (``manifest``); ``force`` replaces frames of another video. Temporary files
+        of a killed run are removed."""
+        folder = self.folder
+        if folder.exists() and not folder.is_dir():
+            raise NgrenderError(f"cannot use {folder} for the frames: it is not a folder")
+        if not folder.exists():
+            if not folder.parent.is_dir():
+                raise NgrenderError(f"cannot create {folder}: folder {folder.parent} does not exist")
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                raise NgrenderError(f"cannot create {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise NgrenderError(f"cannot write frames into {folder}: permission denied")
+        for leftover in folder.glob(f".{FRAME_PREFIX}*.tmp"):  # an atomic write cut short by SIGKILL
+            leftover.unlink(missing_ok=True)
+        theirs = self._manifest()
+        if theirs != manifest and (theirs is not None or self.frame_files()):
+            if not force:
+                raise NgrenderError(f"{folder} holds frames of another video ({_difference(theirs, manifest)}); "
+                                    "pass --force to replace them, or choose another folder")
+            for frame in self.frame_files():
+                frame.unlink()
+        if theirs != manifest:
+            write_json(folder / MANIFEST, manifest)
+
+    def _manifest(self) -> dict | None:
+        path = self.folder / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            return read_json(path, "frames manifest")
+        except NgrenderError:
+            return {}  # unreadable: not this video's
+
+
+def _difference(theirs: dict | None, ours: dict) -> str:
+    if not theirs:
+        return f"no readable {MANIFEST}"
+    keys = [k for k in ours if theirs.get(k) != ours[k]] + [k for k in theirs if k not in ours]
+    return "different " + ", ".join(keys)
+
+
+# -- the MP4 ------------------------------------------------------------------------------------------------
+def ffmpeg_exe() -> str:
+    """imageio-ffmpeg's ffmpeg (its wheel carries one; IMAGEIO_FFMPEG_EXE overrides it)."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise NgrenderError("MP4 output needs the [video] extra (pip install imageio-ffmpeg); or write PNG "
+                            "frames with --out DIR/") from None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:
+        raise NgrenderError(f"no ffmpeg: {exc}") from None
+
+
+def _read_frame(path: Path, width: int, height: int) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+    except OSError as exc:
+        raise NgrenderError(f"cannot read frame {path}: {exc}") from None
+    if rgb.shape[:2] != (height, width):
+        raise NgrenderError(f"frame {path} is {rgb.shape[1]}x{rgb.shape[0]}, not {width}x{height}")
+    return rgb
+
+
+def encode_mp4(frames: FrameFolder, indices: Sequence[int], out: Path, fps: float, width: int, height: int,
+               lossless: bool = False, progress: bool = True) -> str:
+    """H.264 MP4 of the finished frames ``indices`` at ``fps``; returns what was written, in words.
+
+    Default: libx264, yuv420p (what every player decodes), crf 18. 4:2:0 needs even sides: an odd width or
+    height gets one more column or row, a copy of the last (no pixel is resampled). ``lossless``: libx264rgb
+    at crf 0, RGB kept as it is, so the decoded frames equal the PNGs bit for bit (any size)."""
+    exe = ffmpeg_exe()
+    if lossless:
+        codec, pix_fmt, pad = "libx264rgb", "rgb24", (0, 0)
+    else:
+        codec, pix_fmt, pad = "libx264", "yuv420p", (width % 2, height % 2)
+    size = (width + pad[0], height + pad[1])
+    rate = Fraction(fps).limit_denominator(1001)
+    target = AtomicFile(out)  # ffmpeg writes the temporary file; it is renamed into place when ffmpeg succeeds
+    if target.tmp is None:
+        target.discard()
+        raise NgrenderError(f"--out {out}: an MP4 is written to a regular file")
+    cmd = [exe, "-hide_banner", "-y", "-v", "error",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}", "-r", str(rate), "-i", "-",
+           "-an", "-c:v", codec, "-preset", PRESET, "-crf", "0" if lossless else str(CRF), "-pix_fmt", pix_fmt,
+           "-movflags", "+faststart", "-f", "mp4", target.tmp]
+    try:
+        with tempfile.TemporaryFile() as log:
+            code = _run_ffmpeg(cmd, log, frames, indices, width, height, pad, progress)
+            if code != 0:
+                log.seek(0)
+                said = log.read().decode(errors="replace").strip().splitlines()
+                reason = said[-1].strip()[:300] if said else "no message"
+                raise NgrenderError(f"ffmpeg ({exe}) failed with exit code {code}: {reason}; the frames are kept "
+                                    f"in {frames.folder}: rerun to assemble the MP4")
+        target.commit()
+    except BaseException:
+        target.discard()
+        raise
+    padded = f", padded to {size[0]}x{size[1]} (4:2:0 needs even sides)" if pad != (0, 0) else ""
+    return (f"H.264 ({codec}, {pix_fmt}, crf {0 if lossless else CRF}{', lossless' if lossless else ''}), "
+            f"{len(indices)} frames {width}x{height}{padded} at {float(rate):g} frames/s")
+
+
+def _run_ffmpeg(cmd: list[str], log, frames: FrameFolder, indices: Sequence[int], width: int, height: int,
+                pad: tuple[int, int], progress: bool) -> int:
+    """Feed the frames to ffmpeg as raw RGB; its exit code (ffmpeg is killed if this is interrupted)."""
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+    except OSError as exc:
+        raise NgrenderError(f"cannot run ffmpeg {cmd[0]}: {exc.strerror or exc}") from None
+    bar = Progress(len(indices), "frames", "encode", enabled=progress)
+    try:
+        for index in indices:
+            rgb = _read_frame(frames.path(index), width, height)
+            if pad != (0, 0):
+                rgb = np.pad(rgb, ((0, pad[1]), (0, pad[0]), (0, 0)), mode="edge")
+            try:
+                proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
+            except BrokenPipeError:
+                break  # ffmpeg stopped: its exit code and message say why
+            bar.update()
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = proc.wait()
+    except BaseException:
+        bar.close(final_line=False)
+        proc.kill()
+        proc.wait()
+        raise
+    bar.close(final_line=code == 0)  # a failure's message is the last line
+    return code
+
+
+def render_frame(session, plan, index: int, width: int, height: int, out: Path, **view_overrides):
+    """Frame ``index`` of ``plan`` (camera_path.FramePlan) rendered by ``session`` (a RenderSession) into the
+    PNG ``out``, atomically; what `video` writes for each frame and `render --path --frame` for one."""
+    view = session.view(**view_overrides, **plan.view(index, width, height))
+    return session.renderer.render_to_png(out, width, height, view, check=session.check_validation)
