@@ -1,4 +1,4 @@
-"""Command line: ``ngrender render | view | info | bench | ngpc | data | train``
+"""Command line: ``ngrender render | video | view | info | bench | ngpc | data | train``
 (``python main.py ...`` is the same)."""
 from __future__ import annotations
 
@@ -107,8 +107,42 @@ def _seconds(text: str) -> float:
 
 LARGE_FRAME = 1 << 24  # pixels from which `render` shows its progress
 
+def _index(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame index (0, 1, 2 ...)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"frame {text!r} must be 0 or more")
+    return value
+
+
+def _rate(text: str) -> float:
+    values = _numbers(text)
+    if len(values) != 1 or not 0 < values[0] <= 1000:
+        raise argparse.ArgumentTypeError(f"frame rate {text!r} must be a number of frames per second in (0, 1000]")
+    return values[0]
+
+
 SOURCE_HELP = ("scene JSON (e.g. scenes/gigapixel.json), model .safetensors (its app's default view) or "
                "instant-ngp snapshot .ingp / .msgpack")
+
+
+def _frame_args(p: argparse.ArgumentParser) -> None:
+    """What `render` and `video` share about the frame: its size, kernel variant, tiles and render mode."""
+    p.add_argument("--width", type=_positive, help="frame width (default: the camera path's, else the scene's)")
+    p.add_argument("--height", type=_positive, help="frame height (default: the camera path's, else the scene's)")
+    p.add_argument("--variant", choices=VARIANTS,
+                   help="kernel variant (auto: baked on CPU drivers; on GPUs shared when the weights fit the shared "
+                        "memory, else buffered)")
+    p.add_argument("--tile", type=_size, help="largest tile per dispatch, e.g. 1024x1024")
+    p.add_argument("--mode", help="3D apps' render mode (" + "; ".join(
+        f"{name}: {' '.join(app_spec(name).modes)}" for name in app_names() if app_spec(name).modes) + ")")
+
+
+def _path_timing_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fps", type=_rate, help="frames per second (default: the path's, else 30)")
+    p.add_argument("--seconds", type=_seconds, help="length of the video (default: the path's, else 5)")
 
 
 def _snapshot_args(p: argparse.ArgumentParser) -> None:
@@ -188,6 +222,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".png", ""):
         raise NgrenderError(f"--out {out}: ngrender writes PNG images; name the file *.png")
     check_frame_size(args.width or 1, args.height or 1)
+    if args.path is not None or args.frame is not None:
+        return _render_path_frame(args, out)
     with RenderSession.from_scene(args.scene, device=args.device, variant=args.variant, tile=args.tile,
                                   validation=args.validation, **_snapshot_options(args),
                                   **_pipeline_options(args)) as session:
@@ -205,6 +241,108 @@ def cmd_render(args: argparse.Namespace) -> int:
                                                    check=session.check_validation)
         print(f"{out}: {stats.summary()} [{session.device.info.name}, {session.app.variant} variant]")
     return 0
+
+
+def _video_plan(args: argparse.Namespace):
+    """(scene, model, path, frame plan, width, height) of `video` and `render --path`: the scene and the camera
+    path read and checked before a device is opened; the size is --width/--height, else the path's, else the
+    scene's."""
+    from .camera_path import image_aspect_of, load_camera_path, plan_frames
+    from .scene import open_scene
+
+    scene, model = open_scene(args.scene, **_snapshot_options(args))
+    path = load_camera_path(args.path, scene.app, image_aspect_of(scene) if scene.app == "gigapixel" else 1.0)
+    plan = plan_frames(path, args.fps, args.seconds)
+    width, height = path.size or (scene.width, scene.height)
+    width, height = args.width or width, args.height or height
+    check_frame_size(width, height)
+    return scene, model, path, plan, width, height
+
+
+def _session(args: argparse.Namespace, scene, model):
+    from .session import RenderSession
+
+    return RenderSession(model, scene, device=args.device, variant=args.variant, tile=args.tile,
+                         validation=args.validation, **_pipeline_options(args))
+
+
+def _render_path_frame(args: argparse.Namespace, out: Path) -> int:
+    """`render --path P --frame I`: frame I of the path as a still, exactly as `video` renders it."""
+    from .video import render_frame
+
+    if args.path is None or args.frame is None:
+        raise NgrenderError("--path and --frame go together: render frame I of the camera path P")
+    if args.orbit is not None or args.window is not None:
+        raise NgrenderError("--orbit and --window set the camera; with --path the path sets it")
+    _, _, _, plan, width, height = plan_args = _video_plan(args)
+    if not 0 <= args.frame < plan.n_frames:
+        raise NgrenderError(f"--frame {args.frame} is out of range: the path has {plan.n_frames} frames "
+                            f"(0..{plan.n_frames - 1} at {plan.fps:g} frames/s)")
+    with _session(args, *plan_args[:2]) as session:
+        stats = render_frame(session, plan, args.frame, width, height, out, mode=args.mode)
+        print(f"{out}: frame {args.frame} of {plan.n_frames}; {stats.summary()} [{session.device.info.name}, "
+              f"{session.app.variant} variant]")
+    return 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .camera_path import parse_frames
+    from .video import FrameFolder, encode_mp4, ffmpeg_exe, render_frame
+
+    film, folder = _video_outputs(args)
+    scene, model, path, plan, width, height = _video_plan(args)
+    indices = parse_frames(args.frames, plan.n_frames) if args.frames is not None else range(plan.n_frames)
+    if film is not None:
+        ffmpeg_exe()  # before the work: a missing extra is one line now, not after an hour of rendering
+    frames = FrameFolder(folder, plan.n_frames)
+    frames.prepare(_frames_manifest(args, scene, width, height, plan), force=args.force)
+    todo = frames.missing(indices)
+    done = len(indices) - len(todo)
+    if todo:
+        with _session(args, scene, model) as session, \
+                Progress(len(indices), "frames", "video", initial=done) as bar:
+            for index in todo:
+                render_frame(session, plan, index, width, height, frames.path(index), mode=args.mode)
+                bar.update()
+    print(f"{folder}{os.sep}: rendered {len(todo)} frames, {done} already there (frames {indices.start}:"
+          f"{indices.stop} of {plan.n_frames}, {width}x{height}, {plan.fps:g} frames/s)")
+    if film is not None:
+        said = encode_mp4(frames, indices, film, plan.fps, width, height, lossless=args.lossless)
+        kept = f"frames kept in {folder}{os.sep} (--clean removes them)"
+        if args.clean:
+            import shutil
+            shutil.rmtree(folder)
+            kept = "frames removed (--clean)"
+        print(f"{film}: {said}; {kept}")
+    return 0
+
+
+def _video_outputs(args: argparse.Namespace) -> tuple[Path | None, Path]:
+    """(the MP4 or None, the frames folder): --out FILM.mp4 keeps its frames in FILM.mp4.frames/, --out DIR/
+    is the frames folder itself."""
+    out = Path(args.out)
+    if out.suffix.lower() == ".mp4":
+        check_output(out, args.force)
+        return out, out.with_name(out.name + ".frames")
+    if not (args.out.endswith(("/", os.sep)) or out.is_dir()):
+        raise NgrenderError(f"--out {args.out}: name the video FILM.mp4, or a folder for PNG frames DIR/ "
+                            "(with the trailing slash)")
+    if args.clean or args.lossless:
+        raise NgrenderError("--clean and --lossless apply to an MP4 (--out FILM.mp4)")
+    return None, out
+
+
+def _frames_manifest(args: argparse.Namespace, scene, width: int, height: int, plan) -> dict:
+    """What the frames of a folder depend on: a rerun with the same values continues the same video."""
+    from .video import file_digest
+
+    sources = {"scene": file_digest(scene.path), "camera path": file_digest(args.path)}
+    if scene.model_path.is_file() and scene.model_path != scene.path:
+        sources["model"] = file_digest(scene.model_path)
+    return {"ngrender frames": 1, "sources sha256": sources, "size": [width, height], "frames": plan.n_frames,
+            "fps": plan.fps, "mode": args.mode,
+            "pipeline": {k: v for k, v in vars(args).items()
+                         if k in ("pipeline", "mlp_dispatch", "encode_invocation", "ngpc_preset", "ngpc_set")}}
 
 
 def _snapshot_options(args: argparse.Namespace) -> dict:
@@ -431,23 +569,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="render a scene to a PNG (any size: large frames are tiled and streamed)")
     p.add_argument("scene", help=SOURCE_HELP)
     p.add_argument("--out", required=True, help="output PNG path")
-    p.add_argument("--width", type=_positive, help="frame width (default: the scene's)")
-    p.add_argument("--height", type=_positive, help="frame height (default: the scene's)")
-    p.add_argument("--variant", choices=VARIANTS,
-                   help="kernel variant (auto: baked on CPU drivers; on GPUs shared when the weights fit the shared "
-                        "memory, else buffered)")
+    _frame_args(p)
     p.add_argument("--window", type=_window, help="gigapixel view window x0,y0,x1,y1 in image units "
                                                   "(0,0,1,1 is the whole image)")
-    p.add_argument("--tile", type=_size, help="largest tile per dispatch, e.g. 1024x1024")
-    p.add_argument("--mode", help="3D apps' render mode (" + "; ".join(
-        f"{name}: {' '.join(app_spec(name).modes)}" for name in app_names() if app_spec(name).modes) + ")")
     p.add_argument("--orbit", type=_orbit, help="3D apps: camera on an orbit around the cube's centre, "
                                                 "AZIMUTH,ELEVATION,RADIUS (degrees, degrees, cube units)")
     p.add_argument("--fov", type=_fov, default=50.0, help="horizontal field of view with --orbit (degrees)")
+    p.add_argument("--path", help="camera path (as `video`): render its frame --frame I as a still")
+    p.add_argument("--frame", type=_index, help="with --path: the frame's index, as `video` numbers it")
+    _path_timing_args(p)
     _snapshot_args(p)
     _pipeline_args(p)
     _device_args(p)
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("video", help="render a camera path to an H.264 MP4 or numbered PNGs (resumable)")
+    p.add_argument("scene", help=SOURCE_HELP)
+    p.add_argument("--path", required=True, help="camera path: instant-ngp base_cam.json or nerfstudio "
+                                                 "camera_path.json")
+    p.add_argument("--out", required=True, help="FILM.mp4 (its frames are kept in FILM.mp4.frames/) or DIR/ "
+                                                "(frame_00000.png ...)")
+    _path_timing_args(p)
+    p.add_argument("--frames", metavar="A:B", help="render only frames A..B-1 (Python slice: 10:, :24, 5:9)")
+    _frame_args(p)
+    p.add_argument("--lossless", action="store_true",
+                   help="MP4 in libx264rgb at crf 0: the decoded frames equal the PNGs bit for bit")
+    p.add_argument("--clean", action="store_true", help="remove FILM.mp4.frames/ once the MP4 is written")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing MP4, and frames of another video in the frames folder")
+    _snapshot_args(p)
+    _pipeline_args(p)
+    _device_args(p)
+    p.set_defaults(func=cmd_video)
 
     p = sub.add_parser("import", help="an instant-ngp snapshot (.ingp / .msgpack) -> an ngrender model and scene")
     p.add_argument("snapshot", help="instant-ngp snapshot, SNAPSHOT.ingp or SNAPSHOT.msgpack")
