@@ -25,6 +25,7 @@ MANIFEST = "frames.json"
 FRAME_PREFIX = "frame_"
 CRF = 18  # libx264's constant rate factor: visually lossless for most content, ~10x smaller than crf 0
 PRESET = "medium"
+MP4_MAX_SIDE = 16384  # libx264 refuses wider or taller frames ("invalid width x height")
 
 
 def file_digest(path: str | Path) -> str:
@@ -68,7 +69,8 @@ class FrameFolder:
             raise NgrenderError(f"cannot use {folder} for the frames: it is not a folder")
         if not folder.exists():
             if not folder.parent.is_dir():
-                raise NgrenderError(f"cannot create {folder}: folder {folder.parent} does not exist")
+                why = "is not a folder" if folder.parent.exists() else "does not exist"
+                raise NgrenderError(f"cannot create {folder}: {folder.parent} {why}")
             try:
                 folder.mkdir()
             except OSError as exc:
@@ -118,6 +120,13 @@ def ffmpeg_exe() -> str:
         raise NgrenderError(f"no ffmpeg: {exc}") from None
 
 
+def check_mp4_size(width: int, height: int) -> None:
+    """Before the frames are rendered: a size the H.264 encoder takes (with the padding to even sides)."""
+    if max(width + width % 2, height + height % 2) > MP4_MAX_SIDE:
+        raise NgrenderError(f"an H.264 MP4 is at most {MP4_MAX_SIDE} pixels on a side, not {width}x{height}; "
+                            "write PNG frames with --out DIR/")
+
+
 def _read_frame(path: Path, width: int, height: int) -> np.ndarray:
     from PIL import Image
 
@@ -159,7 +168,7 @@ def encode_mp4(frames: FrameFolder, indices: Sequence[int], out: Path, fps: floa
             if code != 0:
                 log.seek(0)
                 said = log.read().decode(errors="replace").strip().splitlines()
-                reason = said[-1].strip()[:300] if said else "no message"
+                reason = said[0].strip()[:300] if said else "no message"  # the first line names the cause
                 raise NgrenderError(f"ffmpeg ({exe}) failed with exit code {code}: {reason}; the frames are kept "
                                     f"in {frames.folder}: rerun to assemble the MP4")
         target.commit()

@@ -181,7 +181,9 @@ def test_bad_input_is_one_line_and_loses_nothing_finished(tmp_path, monkeypatch)
     under_a_file = tmp_path / "file.txt"
     under_a_file.write_text("a regular file")
     refused("does not exist", *common, out=under_a_file / "film.mp4")
-    refused("file.txt", *common, out=f"{under_a_file}/frames/")
+    refused("file.txt is not a folder", *common, out=f"{under_a_file}/frames/")
+    refused("at most 16384 pixels on a side", "--width", 16385, "--height", 8, "--fps", 2, "--seconds", 2,
+            out=tmp_path / "wide.mp4")
 
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/bin/false")  # an ffmpeg that fails
     refused("ffmpeg (/bin/false) failed with exit code 1", *common, "--force")
