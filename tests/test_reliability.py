@@ -5,8 +5,6 @@ Most cases call the CLI in-process (``cli.main``) for speed; the ones about proc
 device) run it as a subprocess."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import stat
@@ -18,25 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ngrender import cli
 from ngrender.errors import ConfigError
-from helpers import assert_one_error_line, run_cli
+from helpers import assert_one_error_line, run_cli, run_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 GIGAPIXEL = ROOT / "scenes" / "gigapixel.json"
 NERF_MODEL = DATA / "nerf_blobs_dense.safetensors"
-
-
-def run_in_process(*args) -> tuple[int, str, str]:
-    """``ngrender ARGS`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def scene(tmp_path: Path, app: str = "nerf", model: Path = NERF_MODEL, view: dict | None = None,

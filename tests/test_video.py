@@ -3,10 +3,7 @@
 one error line that loses nothing finished. Frames are small (64 x 64) to keep the file fast."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,8 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, assert_one_error_line, run_cli
-from ngrender import cli
+from helpers import ROOT, assert_one_error_line, run_cli, run_in_process
 from ngrender.camera import orbit
 from ngrender.camera_path import append_keyframe, camera_keyframe, image_aspect_of, window_keyframe
 from ngrender.scene import load_scene
@@ -55,16 +51,6 @@ def read_mp4(path: Path) -> tuple[dict, list[np.ndarray]]:
 
 def png(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
-
-
-def run_in_process(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize("app,size,lossless", [("gigapixel", (63, 47), False), ("sdf", (64, 64), True),
