@@ -83,6 +83,13 @@ class RenderSession(Owner):
         self._release_app()
         self.scene, self.model, self.app, self.renderer = scene, model, app, renderer
 
+    def _release(self) -> None:
+        # Ctrl-C or SIGTERM can land between a submission and its wait: the device finishes that work before
+        # the buffers and kernels it uses are destroyed (destroying them under it crashes the driver)
+        device = getattr(self, "device", None)
+        if device is not None and device.alive:
+            device.wait_idle()
+
     def _release_app(self) -> None:
         for obj in (self.renderer, self.app):
             if obj is not None:

@@ -103,38 +103,49 @@ def test_each_frame_equals_render_of_the_same_frame(tmp_path, app, indices):
     assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST] + [f"frame_{i:05d}.png" for i in range(6)])
 
 
-def test_sigkill_halfway_then_rerun_equals_an_uninterrupted_run(tmp_path):
-    """A real process killed with SIGKILL once some frames exist; the rerun renders only the rest, and the
-    frames and the (lossless) film equal those of a run that was never interrupted."""
-    path = write_path(tmp_path, "nerf")
+def _interrupt(args: list, frames: FrameFolder, n: int, at_least: int, signum: int) -> subprocess.Popen:
+    """Start ``ngrender ARGS`` and send it ``signum`` once ``at_least`` of its ``n`` frames exist."""
+    proc = subprocess.Popen([sys.executable, "-m", "ngrender", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while len(frames.missing(range(n))) > n - at_least and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signum)
+    finally:
+        proc.wait()
+    return proc
+
+
+def test_sigterm_then_sigkill_halfway_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    """A real process stopped by SIGTERM once frames exist (one line, exit 143), continued and killed by SIGKILL
+    a few frames later; the rerun renders only the rest, and the frames and the (lossless) film equal those of
+    a run that was never interrupted."""
+    path, n = write_path(tmp_path, "nerf"), 16
     args = ["video", ROOT / "scenes" / SCENES["nerf"], "--path", path, "--width", 64, "--height", 64,
-            "--fps", 6, "--seconds", 2, "--lossless"]
+            "--fps", 8, "--seconds", 2, "--lossless"]
     whole = run_cli(*args, "--out", tmp_path / "whole.mp4")
     assert whole.returncode == 0, whole.stderr
 
     film = tmp_path / "film.mp4"
-    frames = FrameFolder(tmp_path / "film.mp4.frames", 12)
-    proc = subprocess.Popen([sys.executable, "-m", "ngrender", *map(str, args), "--out", str(film)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 120
-        while len(frames.missing(range(12))) > 8 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    done = 12 - len(frames.missing(range(12)))
-    assert 0 < done < 12 and not film.exists(), done  # killed halfway: some frames, no film
+    frames = FrameFolder(tmp_path / "film.mp4.frames", n)
+    proc = _interrupt([*args, "--out", film], frames, n, 2, signal.SIGTERM)
+    assert proc.returncode == 143 and proc.stderr.read().strip().splitlines()[-1] == "ngrender: terminated"
+    after_term = n - len(frames.missing(range(n)))
+    proc = _interrupt([*args, "--out", film], frames, n, after_term + 3, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    done = n - len(frames.missing(range(n)))
+    assert 2 <= after_term < done < n and not film.exists(), (after_term, done)  # halfway: no film yet
 
     rerun = run_cli(*args, "--out", film)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"rendered {12 - done} frames, {done} already there" in rerun.stdout
-    for index in range(12):
-        assert frames.path(index).read_bytes() == FrameFolder(tmp_path / "whole.mp4.frames", 12).path(
-            index).read_bytes(), index
+    assert f"rendered {n - done} frames, {done} already there" in rerun.stdout
+    uninterrupted = FrameFolder(tmp_path / "whole.mp4.frames", n)
+    for index in range(n):
+        assert frames.path(index).read_bytes() == uninterrupted.path(index).read_bytes(), index
     assert not list(frames.folder.glob(".*.tmp"))  # what the kill left half-written is gone
-    (_, resumed), (_, uninterrupted) = read_mp4(film), read_mp4(tmp_path / "whole.mp4")
-    assert len(resumed) == 12 and all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted))
+    (_, resumed), (_, decoded) = read_mp4(film), read_mp4(tmp_path / "whole.mp4")
+    assert len(resumed) == n and all(np.array_equal(a, b) for a, b in zip(resumed, decoded))
 
 
 def test_bad_input_is_one_line_and_loses_nothing_finished(tmp_path, monkeypatch):
