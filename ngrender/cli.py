@@ -274,12 +274,14 @@ def _render_path_frame(args: argparse.Namespace, out: Path) -> int:
         raise NgrenderError("--path and --frame go together: render frame I of the camera path P")
     if args.orbit is not None or args.window is not None:
         raise NgrenderError("--orbit and --window set the camera; with --path the path sets it")
-    _, _, _, plan, width, height = plan_args = _video_plan(args)
+    scene, model, _, plan, width, height = _video_plan(args)
     if not 0 <= args.frame < plan.n_frames:
         raise NgrenderError(f"--frame {args.frame} is out of range: the path has {plan.n_frames} frames "
                             f"(0..{plan.n_frames - 1} at {plan.fps:g} frames/s)")
-    with _session(args, *plan_args[:2]) as session:
-        stats = render_frame(session, plan, args.frame, width, height, out, mode=args.mode)
+    with _session(args, scene, model) as session:
+        with Progress(height, "rows", "render", enabled=width * height >= LARGE_FRAME) as bar:
+            stats = render_frame(session, plan, args.frame, width, height, out,
+                                 lambda done, total: bar.update(done - bar.n), mode=args.mode)
         print(f"{out}: frame {args.frame} of {plan.n_frames}; {stats.summary()} [{session.device.info.name}, "
               f"{session.app.variant} variant]")
     return 0

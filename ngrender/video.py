@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -212,8 +212,10 @@ def _run_ffmpeg(cmd: list[str], log, frames: FrameFolder, indices: Sequence[int]
     return code
 
 
-def render_frame(session, plan, index: int, width: int, height: int, out: Path, **view_overrides):
+def render_frame(session, plan, index: int, width: int, height: int, out: Path,
+                 progress: Callable[[int, int], None] | None = None, **view_overrides):
     """Frame ``index`` of ``plan`` (camera_path.FramePlan) rendered by ``session`` (a RenderSession) into the
-    PNG ``out``, atomically; what `video` writes for each frame and `render --path --frame` for one."""
+    PNG ``out``, atomically; what `video` writes for each frame and `render --path --frame` for one.
+    ``progress(rows_done, height)`` as Renderer.render_to_png's."""
     view = session.view(**view_overrides, **plan.view(index, width, height))
-    return session.renderer.render_to_png(out, width, height, view, check=session.check_validation)
+    return session.renderer.render_to_png(out, width, height, view, progress, check=session.check_validation)
