@@ -292,7 +292,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     from .video import FrameFolder, check_mp4_size, encode_mp4, ffmpeg_exe, render_frame
 
     film, folder = _video_outputs(args)
-    scene, model, path, plan, width, height = _video_plan(args)
+    scene, model, _, plan, width, height = _video_plan(args)
     indices = parse_frames(args.frames, plan.n_frames) if args.frames is not None else range(plan.n_frames)
     if film is not None:  # before the work: one line now, not after an hour of rendering
         ffmpeg_exe()
@@ -313,9 +313,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         said = encode_mp4(frames, indices, film, plan.fps, width, height, lossless=args.lossless)
         kept = f"frames kept in {folder}{os.sep} (--clean removes them)"
         if args.clean:
-            import shutil
-            shutil.rmtree(folder)
-            kept = "frames removed (--clean)"
+            kept = "frames removed (--clean)" if frames.remove() else f"frames removed; {folder} holds other files"
         print(f"{film}: {said}; {kept}")
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -89,6 +90,18 @@ class FrameFolder:
         if theirs != manifest:
             write_json(folder / MANIFEST, manifest)
 
+    def remove(self) -> bool:
+        """Delete the frames and the manifest (nothing else); the folder too when that leaves it empty, which
+        is what this returns."""
+        for frame in self.frame_files():
+            frame.unlink()
+        (self.folder / MANIFEST).unlink(missing_ok=True)
+        try:
+            self.folder.rmdir()
+        except OSError:  # something of the user's is in it
+            return False
+        return True
+
     def _manifest(self) -> dict | None:
         path = self.folder / MANIFEST
         if not path.exists():
@@ -115,9 +128,12 @@ def ffmpeg_exe() -> str:
         raise NgrenderError("MP4 output needs the [video] extra (pip install imageio-ffmpeg); or write PNG "
                             "frames with --out DIR/") from None
     try:
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError as exc:
         raise NgrenderError(f"no ffmpeg: {exc}") from None
+    if shutil.which(exe) is None:  # IMAGEIO_FFMPEG_EXE is taken as it is: check it before any work
+        raise NgrenderError(f"ffmpeg {exe} is not an executable program (IMAGEIO_FFMPEG_EXE?)")
+    return exe
 
 
 def check_mp4_size(width: int, height: int) -> None:

@@ -182,12 +182,15 @@ def test_bad_input_is_one_line_and_loses_nothing_finished(tmp_path, monkeypatch)
     refused("at most 16384 pixels on a side", "--width", 16385, "--height", 8, "--fps", 2, "--seconds", 2,
             out=tmp_path / "wide.mp4")
 
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg"))
+    refused("is not an executable program", *common, "--force")  # found before any work
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/bin/false")  # an ffmpeg that fails
     refused("ffmpeg (/bin/false) failed with exit code 1", *common, "--force")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
-    code, out, err = run_in_process("video", scene, "--path", path, "--out", tmp_path / "again.mp4", *common)
-    assert code == 0, err
+    code, out, err = run_in_process("video", scene, "--path", path, "--out", film, *common, "--force", "--clean")
+    assert code == 0 and "rendered 0 frames, 4 already there" in out, err  # the rerun only encodes
+    assert film.read_bytes() == finished[film] and not frames.folder.exists()  # same frames, same film
 
 
 def test_frame_folder_writes_atomically_and_refuses_another_video(tmp_path):
