@@ -224,6 +224,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     check_frame_size(args.width or 1, args.height or 1)
     if args.path is not None or args.frame is not None:
         return _render_path_frame(args, out)
+    if args.fps is not None or args.seconds is not None:
+        raise NgrenderError("--fps and --seconds time a camera path: use them with --path P --frame I")
     with RenderSession.from_scene(args.scene, device=args.device, variant=args.variant, tile=args.tile,
                                   validation=args.validation, **_snapshot_options(args),
                                   **_pipeline_options(args)) as session:

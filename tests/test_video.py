@@ -172,6 +172,10 @@ def test_bad_input_is_one_line_and_loses_nothing_finished(tmp_path, monkeypatch)
     bad.write_text(json.dumps({"keyframes": []}))
     refused("unknown camera path format", *common, "--force", path_file=bad)
     refused("--frames", *common, "--force", "--frames", "2:9")
+    assert_one_error_line(run_in_process("render", scene, "--path", path, "--frame", 4, "--fps", 2, "--seconds", 2,
+                                         "--out", tmp_path / "f.png"), "--frame 4 is out of range")
+    assert_one_error_line(run_in_process("render", scene, "--frame", 1, "--out", tmp_path / "f.png"),
+                          "--path and --frame go together")
     refused("exists; pass --force", *common)  # the finished film is not replaced without --force
     refused("another video", "--width", 48, "--height", 32, "--fps", 2, "--seconds", 2,
             out=tmp_path / "film.mp4.frames/")  # frames of another size are not mixed in
