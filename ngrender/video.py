@@ -115,8 +115,13 @@ class FrameFolder:
 def _difference(theirs: dict | None, ours: dict) -> str:
     if not theirs:
         return f"no readable {MANIFEST}"
-    keys = [k for k in ours if theirs.get(k) != ours[k]] + [k for k in theirs if k not in ours]
-    return "different " + ", ".join(keys)
+    names = []
+    for key in dict.fromkeys([*ours, *theirs]):
+        mine, other = ours.get(key), theirs.get(key)
+        if mine != other:  # inside a group (the files' digests), name the member that differs
+            both = isinstance(mine, dict) and isinstance(other, dict)
+            names += [k for k in dict.fromkeys([*mine, *other]) if mine.get(k) != other.get(k)] if both else [key]
+    return "different " + ", ".join(names)
 
 
 # -- the MP4 ------------------------------------------------------------------------------------------------

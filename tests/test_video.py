@@ -177,8 +177,11 @@ def test_bad_input_is_one_line_and_loses_nothing_finished(tmp_path, monkeypatch)
     assert_one_error_line(run_in_process("render", scene, "--frame", 1, "--out", tmp_path / "f.png"),
                           "--path and --frame go together")
     refused("exists; pass --force", *common)  # the finished film is not replaced without --force
-    refused("another video", "--width", 48, "--height", 32, "--fps", 2, "--seconds", 2,
+    refused("another video (different size)", "--width", 48, "--height", 32, "--fps", 2, "--seconds", 2,
             out=tmp_path / "film.mp4.frames/")  # frames of another size are not mixed in
+    other_path = tmp_path / "looped.json"  # the same keyframes, looped: other cameras
+    other_path.write_text(json.dumps({**json.loads(path.read_text()), "loop": True}))
+    refused("another video (different camera path)", *common, path_file=other_path, out=tmp_path / "film.mp4.frames/")
     under_a_file = tmp_path / "file.txt"
     under_a_file.write_text("a regular file")
     refused("does not exist", *common, out=under_a_file / "film.mp4")
