@@ -593,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="FILM.mp4 (its frames are kept in FILM.mp4.frames/) or DIR/ "
                                                 "(frame_00000.png ...)")
     _path_timing_args(p)
-    p.add_argument("--frames", metavar="A:B", help="render only frames A..B-1 (Python slice: 10:, :24, 5:9; --frames=-12: the last 12)")
+    p.add_argument("--frames", metavar="A:B",
+                   help="render only frames A..B-1 (Python slice: 10:, :24, 5:9; --frames=-12: the last 12)")
     _frame_args(p)
     p.add_argument("--lossless", action="store_true",
                    help="MP4 in libx264rgb at crf 0: the decoded frames equal the PNGs bit for bit")
