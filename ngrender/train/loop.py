@@ -210,7 +210,10 @@ def run(step_fn: Callable[[], float | tuple[float, int]], steps: int, batch: int
         state.elapsed = time.perf_counter() - start
         if state.step % 10 == 0 or state.step == steps:
             rate = session_samples / max(time.perf_counter() - session_start, 1e-9)
-            bar.set_postfix(loss=f"{state.losses[-1]:.5f}", samples_s=f"{rate / 1e6:.3f}M")
+            figures = {"loss": f"{state.losses[-1]:.5f}", "samples_s": f"{rate / 1e6:.3f}M"}
+            if time_budget is not None:  # the run ends at the budget if that comes before the last step
+                figures["budget_left"] = f"{max(time_budget - state.elapsed, 0):.0f}s"
+            bar.set_postfix(**figures)
         bar.update(1)
         if checkpoint is not None and state.step % checkpoint_every == 0:
             save_checkpoint(checkpoint, module, optimizer, state, rng, meta, device)
