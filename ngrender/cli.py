@@ -299,25 +299,33 @@ def cmd_video(args: argparse.Namespace) -> int:
     if film is not None:  # before the work: one line now, not after an hour of rendering
         ffmpeg_exe()
         check_mp4_size(width, height)
-    frames = FrameFolder(folder, plan.n_frames)
-    frames.prepare(_frames_manifest(args, scene, width, height, plan), force=args.force)
-    todo = frames.missing(indices)
-    done = len(indices) - len(todo)
-    if todo:
-        with _session(args, scene, model) as session, \
-                Progress(len(indices), "frames", "video", initial=done) as bar:
-            for index in todo:
-                render_frame(session, plan, index, width, height, frames.path(index), mode=args.mode)
-                bar.update()
-    print(f"{folder}{os.sep}: rendered {len(todo)} frames, {done} already there (frames {indices.start}:"
-          f"{indices.stop} of {plan.n_frames}, {width}x{height}, {plan.fps:g} frames/s)")
-    if film is not None:
-        said = encode_mp4(frames, indices, film, plan.fps, width, height, lossless=args.lossless)
-        kept = f"frames kept in {folder}{os.sep} (--clean removes them)"
-        if args.clean:
-            kept = "frames removed (--clean)" if frames.remove() else f"frames removed; {folder} holds other files"
-        print(f"{film}: {said}; {kept}")
+    with FrameFolder(folder, plan.n_frames) as frames:
+        frames.prepare(_frames_manifest(args, scene, width, height, plan), force=args.force)
+        todo = frames.missing(indices)
+        rendered = 0
+        if todo:
+            with _session(args, scene, model) as session, \
+                    Progress(len(indices), "frames", "video", initial=len(indices) - len(todo)) as bar:
+                for index in todo:
+                    if not frames.path(index).is_file():  # else another run of this video wrote it meanwhile
+                        render_frame(session, plan, index, width, height, frames.path(index), mode=args.mode)
+                        rendered += 1
+                    bar.update()
+        print(f"{folder}{os.sep}: rendered {rendered} frames, {len(indices) - rendered} already there (frames "
+              f"{indices.start}:{indices.stop} of {plan.n_frames}, {width}x{height}, {plan.fps:g} frames/s)")
+        if film is not None:
+            said = encode_mp4(frames, indices, film, plan.fps, width, height, lossless=args.lossless)
+            kept = _clean(frames) if args.clean else f"frames kept in {folder}{os.sep} (--clean removes them)"
+            print(f"{film}: {said}; {kept}")
     return 0
+
+
+def _clean(frames) -> str:
+    """--clean: the frames and the manifest go once the film is written, unless another run uses them."""
+    removed = frames.remove()
+    if removed is None:
+        return f"frames kept in {frames.folder}{os.sep}: another run is using them"
+    return "frames removed (--clean)" if removed else f"frames removed; {frames.folder} holds other files, kept"
 
 
 def _video_outputs(args: argparse.Namespace) -> tuple[Path | None, Path]:

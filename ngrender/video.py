@@ -6,6 +6,7 @@ belong to, so frames of another path, size or scene are never mixed in. The MP4 
 ffmpeg from the finished frames into a temporary file, renamed into place when ffmpeg succeeds."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -23,6 +24,7 @@ from .pngio import write_png
 from .progress import Progress
 
 MANIFEST = "frames.json"
+LOCK = ".lock"  # held (shared) by every run writing frames into the folder
 FRAME_PREFIX = "frame_"
 CRF = 18  # libx264's constant rate factor: visually lossless for most content, ~10x smaller than crf 0
 PRESET = "medium"
@@ -39,11 +41,24 @@ def file_digest(path: str | Path) -> str:
 
 
 class FrameFolder:
-    """``folder/frame_00000.png`` ... for a video of ``n_frames`` frames."""
+    """``folder/frame_00000.png`` ... for a video of ``n_frames`` frames. ``prepare`` takes the folder's lock
+    for this run (released by ``close``, or when the process ends, however it ends)."""
 
     def __init__(self, folder: Path, n_frames: int) -> None:
         self.folder, self.n_frames = Path(folder), int(n_frames)
         self._digits = max(5, len(str(self.n_frames - 1)))
+        self._lock: int | None = None
+
+    def __enter__(self) -> "FrameFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def path(self, index: int) -> Path:
         if not 0 <= index < self.n_frames:
@@ -78,24 +93,58 @@ class FrameFolder:
                 raise NgrenderError(f"cannot create {folder}: {exc.strerror or exc}") from None
         if not os.access(folder, os.W_OK | os.X_OK):
             raise NgrenderError(f"cannot write frames into {folder}: permission denied")
-        for leftover in folder.glob(f".{FRAME_PREFIX}*.tmp"):  # an atomic write cut short by SIGKILL
-            leftover.unlink(missing_ok=True)
+        alone = self._take_lock()
+        if alone:  # no other run writes here: a temporary frame is what a killed run left half-written
+            for leftover in folder.glob(f".{FRAME_PREFIX}*.tmp"):
+                leftover.unlink(missing_ok=True)
         theirs = self._manifest()
         if theirs != manifest and (theirs is not None or self.frame_files()):
             if not force:
                 raise NgrenderError(f"{folder} holds frames of another video ({_difference(theirs, manifest)}); "
                                     "pass --force to replace them, or choose another folder")
+            if not alone:
+                raise NgrenderError(f"{folder}: another run is writing its frames; --force replaces them only "
+                                    "when it has ended")
             for frame in self.frame_files():
                 frame.unlink()
         if theirs != manifest:
             write_json(folder / MANIFEST, manifest)
 
-    def remove(self) -> bool:
-        """Delete the frames and the manifest (nothing else); the folder too when that leaves it empty, which
-        is what this returns."""
+    def _take_lock(self) -> bool:
+        """Hold the folder's lock, shared: runs of the same video may write frames side by side (say, other
+        --frames ranges). True when no other run holds it."""
+        self.close()
+        try:
+            fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise NgrenderError(f"cannot write frames into {self.folder}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                alone = True
+            except BlockingIOError:
+                alone = False
+            fcntl.flock(fd, fcntl.LOCK_SH)  # the exclusive test over, share it
+        except OSError as exc:  # a file system without locks
+            os.close(fd)
+            raise NgrenderError(f"cannot lock {self.folder / LOCK}: {exc.strerror or exc}") from None
+        self._lock = fd
+        return alone
+
+    def remove(self) -> bool | None:
+        """Delete the frames, the manifest and the lock (nothing else), and the folder when that leaves it
+        empty: True when it did, False when other files stay, None (nothing removed) while another run uses
+        the folder."""
+        if self._lock is not None:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+        self.close()
         for frame in self.frame_files():
             frame.unlink()
-        (self.folder / MANIFEST).unlink(missing_ok=True)
+        for name in (MANIFEST, LOCK):
+            (self.folder / name).unlink(missing_ok=True)
         try:
             self.folder.rmdir()
         except OSError:  # something of the user's is in it

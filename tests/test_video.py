@@ -18,7 +18,7 @@ from helpers import ROOT, assert_one_error_line, run_cli, run_in_process
 from ngrender.camera import orbit
 from ngrender.camera_path import append_keyframe, camera_keyframe, image_aspect_of, window_keyframe
 from ngrender.scene import load_scene
-from ngrender.video import MANIFEST, FrameFolder
+from ngrender.video import LOCK, MANIFEST, FrameFolder
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="MP4 output needs the [video] extra")
 
@@ -100,7 +100,7 @@ def test_each_frame_equals_render_of_the_same_frame(tmp_path, app, indices):
         proc = run_cli("render", ROOT / "scenes" / SCENES[app], *common, "--frame", index, "--out", still)
         assert proc.returncode == 0, proc.stderr
         assert still.read_bytes() == frames.path(index).read_bytes(), index
-    assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST] + [f"frame_{i:05d}.png" for i in range(6)])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([LOCK, MANIFEST] + [f"frame_{i:05d}.png" for i in range(6)])
 
 
 def _interrupt(args: list, frames: FrameFolder, n: int, at_least: int, signum: int) -> subprocess.Popen:
@@ -201,19 +201,30 @@ def test_bad_input_is_one_line_and_loses_nothing_finished(tmp_path, monkeypatch)
 
 
 def test_frame_folder_writes_atomically_and_refuses_another_video(tmp_path):
-    frames = FrameFolder(tmp_path / "f", 120000)
-    frames.prepare({"size": [4, 2]})
-    assert frames.path(7).name == "frame_000007.png"  # six digits for 120000 frames
-    frames.write(7, np.full((2, 4, 3), 9, np.uint8))
-    assert frames.missing([6, 7, 8]) == [6, 8] and png(frames.path(7)).shape == (2, 4, 3)
-    (tmp_path / "f" / ".frame_000008.png.x1.tmp").write_bytes(b"half")  # as a SIGKILL leaves it
-    frames.prepare({"size": [4, 2]})  # the same video: kept, the leftover removed
-    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["frame_000007.png", MANIFEST]
     from ngrender.errors import NgrenderError
-    with pytest.raises(NgrenderError, match="different size"):
-        frames.prepare({"size": [8, 2]})
-    frames.prepare({"size": [8, 2]}, force=True)
-    assert frames.missing([7]) == [7]
+
+    folder = tmp_path / "f"
+    with FrameFolder(folder, 120000) as frames, FrameFolder(folder, 120000) as other_run:
+        frames.prepare({"size": [4, 2]})
+        assert frames.path(7).name == "frame_000007.png"  # six digits for 120000 frames
+        frames.write(7, np.full((2, 4, 3), 9, np.uint8))
+        assert frames.missing([6, 7, 8]) == [6, 8] and png(frames.path(7)).shape == (2, 4, 3)
+        leftover = folder / ".frame_000008.png.x1.tmp"
+        leftover.write_bytes(b"half")  # as a SIGKILL leaves it, or as a run writing frame 8 has it
+        other_run.prepare({"size": [4, 2]})  # the same video while `frames` holds the folder: nothing removed
+        assert leftover.exists()
+        with pytest.raises(NgrenderError, match="another run is writing"):
+            other_run.prepare({"size": [8, 2]}, force=True)
+        assert frames.remove() is None and frames.missing([7]) == []  # --clean waits for the other run
+        other_run.close()  # the other run ends
+        frames.prepare({"size": [4, 2]})  # alone again: the leftover is a killed run's, removed
+        assert sorted(p.name for p in folder.iterdir()) == [LOCK, "frame_000007.png", MANIFEST]
+        with pytest.raises(NgrenderError, match="different size"):
+            frames.prepare({"size": [8, 2]})
+        frames.prepare({"size": [8, 2]}, force=True)
+        assert frames.missing([7]) == [7]
+        (folder / "notes.txt").write_text("the user's")
+        assert frames.remove() is False and sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
 
 
 def test_encode_keeps_the_frames_and_replaces_the_film_only_when_ffmpeg_succeeds(tmp_path, monkeypatch):
