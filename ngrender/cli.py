@@ -291,13 +291,13 @@ def _render_path_frame(args: argparse.Namespace, out: Path) -> int:
 
 def cmd_video(args: argparse.Namespace) -> int:
     from .camera_path import parse_frames
-    from .video import FrameFolder, check_mp4_size, encode_mp4, ffmpeg_exe, render_frame
+    from .video import FrameFolder, check_encoder, check_mp4_size, encode_mp4, render_frame
 
     film, folder = _video_outputs(args)
     scene, model, _, plan, width, height = _video_plan(args)
     indices = parse_frames(args.frames, plan.n_frames) if args.frames is not None else range(plan.n_frames)
     if film is not None:  # before the work: one line now, not after an hour of rendering
-        ffmpeg_exe()
+        check_encoder(args.lossless)
         check_mp4_size(width, height)
     with FrameFolder(folder, plan.n_frames) as frames:
         frames.prepare(_frames_manifest(args, scene, width, height, plan), force=args.force)

@@ -190,6 +190,25 @@ def ffmpeg_exe() -> str:
     return exe
 
 
+def codec(lossless: bool) -> str:
+    return "libx264rgb" if lossless else "libx264"
+
+
+def check_encoder(lossless: bool) -> None:
+    """Before the frames are rendered: ffmpeg runs and has the H.264 encoder this film needs."""
+    exe, name = ffmpeg_exe(), codec(lossless)
+    try:
+        listing = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True,
+                                 errors="replace", timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NgrenderError(f"cannot run ffmpeg {exe}: {getattr(exc, 'strerror', None) or exc}") from None
+    if listing.returncode != 0:
+        raise NgrenderError(f"ffmpeg {exe} does not work (listing its encoders exited {listing.returncode})")
+    if not any(line.split()[1:2] == [name] for line in listing.stdout.splitlines()):
+        raise NgrenderError(f"ffmpeg {exe} has no {name} encoder; use imageio-ffmpeg's own (unset "
+                            "IMAGEIO_FFMPEG_EXE) or write PNG frames with --out DIR/")
+
+
 def check_mp4_size(width: int, height: int) -> None:
     """Before the frames are rendered: a size the H.264 encoder takes (with the padding to even sides)."""
     if max(width + width % 2, height + height % 2) > MP4_MAX_SIDE:
@@ -218,10 +237,7 @@ def encode_mp4(frames: FrameFolder, indices: Sequence[int], out: Path, fps: floa
     height gets one more column or row, a copy of the last (no pixel is resampled). ``lossless``: libx264rgb
     at crf 0, RGB kept as it is, so the decoded frames equal the PNGs bit for bit (any size)."""
     exe = ffmpeg_exe()
-    if lossless:
-        codec, pix_fmt, pad = "libx264rgb", "rgb24", (0, 0)
-    else:
-        codec, pix_fmt, pad = "libx264", "yuv420p", (width % 2, height % 2)
+    pix_fmt, pad = ("rgb24", (0, 0)) if lossless else ("yuv420p", (width % 2, height % 2))
     size = (width + pad[0], height + pad[1])
     rate = Fraction(fps).limit_denominator(1001)
     target = AtomicFile(out)  # ffmpeg writes the temporary file; it is renamed into place when ffmpeg succeeds
@@ -230,7 +246,7 @@ def encode_mp4(frames: FrameFolder, indices: Sequence[int], out: Path, fps: floa
         raise NgrenderError(f"--out {out}: an MP4 is written to a regular file")
     cmd = [exe, "-hide_banner", "-y", "-v", "error",
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}", "-r", str(rate), "-i", "-",
-           "-an", "-c:v", codec, "-preset", PRESET, "-crf", "0" if lossless else str(CRF), "-pix_fmt", pix_fmt,
+           "-an", "-c:v", codec(lossless), "-preset", PRESET, "-crf", "0" if lossless else str(CRF), "-pix_fmt", pix_fmt,
            "-movflags", "+faststart", "-f", "mp4", target.tmp]
     try:
         with tempfile.TemporaryFile() as log:
@@ -246,7 +262,7 @@ def encode_mp4(frames: FrameFolder, indices: Sequence[int], out: Path, fps: floa
         target.discard()
         raise
     padded = f", padded to {size[0]}x{size[1]} (4:2:0 needs even sides)" if pad != (0, 0) else ""
-    return (f"H.264 ({codec}, {pix_fmt}, crf {0 if lossless else CRF}{', lossless' if lossless else ''}), "
+    return (f"H.264 ({codec(lossless)}, {pix_fmt}, crf {0 if lossless else CRF}{', lossless' if lossless else ''}), "
             f"{len(indices)} frames {width}x{height}{padded} at {float(rate):g} frames/s")
 
 

@@ -191,8 +191,15 @@ def test_bad_input_is_one_line_and_loses_nothing_finished(tmp_path, monkeypatch)
 
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg"))
     refused("is not an executable program", *common, "--force")  # found before any work
-    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/bin/false")  # an ffmpeg that fails
-    refused("ffmpeg (/bin/false) failed with exit code 1", *common, "--force")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/bin/false")
+    refused("ffmpeg /bin/false does not work", *common, "--force")  # found before any work
+    failing = tmp_path / "ffmpeg-that-fails"  # lists libx264, then fails to encode: found after the frames
+    failing.write_text("#!/bin/sh\ncase \"$*\" in *-encoders*) echo ' V....D libx264  H.264';; "
+                       "*) echo 'disk on fire' >&2; exit 1;; esac\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(failing))
+    refused("failed with exit code 1: disk on fire; the frames are kept", *common, "--force")
+    refused("has no libx264rgb encoder", *common, "--force", "--lossless")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
     code, out, err = run_in_process("video", scene, "--path", path, "--out", film, *common, "--force", "--clean")
