@@ -223,19 +223,22 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise NgrenderError(f"--out {out}: ngrender writes PNG images; name the file *.png")
     check_frame_size(args.width or 1, args.height or 1)
     if args.path is not None or args.frame is not None:
+        if args.ray is not None:
+            raise NgrenderError("--ray spreads one large frame's strips over the farm; a camera path's frames go "
+                                "to `ngrender video ... --ray`")
         return _render_path_frame(args, out)
     if args.fps is not None or args.seconds is not None:
         raise NgrenderError("--fps and --seconds time a camera path: use them with --path P --frame I")
+    if args.ray is not None:
+        return _render_on_ray(args, out)
+    if args.ray_actors is not None:
+        raise NgrenderError("--ray-actors is the number of Ray workers: add --ray [ADDRESS]")
     with RenderSession.from_scene(args.scene, device=args.device, variant=args.variant, tile=args.tile,
                                   validation=args.validation, **_snapshot_options(args),
                                   **_pipeline_options(args)) as session:
         width = args.width or session.scene.width
         height = args.height or session.scene.height
-        orbit = None
-        if args.orbit is not None:
-            az, el, radius = args.orbit
-            orbit = {"orbit": {"azimuth": az, "elevation": el, "radius": radius}, "fov_x": args.fov}
-        view = session.view(window=args.window, mode=args.mode, camera=orbit)
+        view = session.view(**_view_overrides(args))
         # a large frame takes minutes: rows done, rows/s and the ETA (a bar on a terminal, else log lines)
         with Progress(height, "rows", "render", enabled=width * height >= LARGE_FRAME) as bar:
             stats = session.renderer.render_to_png(out, width, height, view,
@@ -243,6 +246,48 @@ def cmd_render(args: argparse.Namespace) -> int:
                                                    check=session.check_validation)
         print(f"{out}: {stats.summary()} [{session.device.info.name}, {session.app.variant} variant]")
     return 0
+
+
+def _view_overrides(args: argparse.Namespace) -> dict:
+    """render's view options as RenderSession.view overrides."""
+    orbit = None
+    if args.orbit is not None:
+        az, el, radius = args.orbit
+        orbit = {"orbit": {"azimuth": az, "elevation": el, "radius": radius}, "fov_x": args.fov}
+    return {"window": args.window, "mode": args.mode, "camera": orbit}
+
+
+def _render_on_ray(args: argparse.Namespace, out: Path) -> int:
+    """render --ray: the frame's strips of tiles spread over Ray workers, written in order by this process."""
+    from .farm import Farm, cluster, import_ray, render_png
+    from .render import strip_rows
+    from .scene import open_scene
+    from .session import check_scene_model
+
+    import_ray()
+    scene, model = open_scene(args.scene, **_snapshot_options(args))
+    check_scene_model(model, scene)
+    width, height = args.width or scene.width, args.height or scene.height
+    check_frame_size(width, height)
+    tile = args.tile or scene.tile
+    if len(strip_rows(height, tile)) < 2:
+        raise NgrenderError(f"a {width}x{height} frame is one strip of {tile[0]}x{tile[1]} tiles: nothing to spread "
+                            "over Ray workers; render it without --ray, or split it with a smaller --tile")
+    options = {"variant": args.variant, "tile": args.tile, "validation": args.validation, **_pipeline_options(args)}
+    with cluster(args.ray or None, args.ray_actors) as workers, \
+            Farm(model, scene, workers, args.device, options) as farm:
+        stats = render_png(farm, out, _view_overrides(args), width, height)
+    print(f"{out}: {width}x{height}, {stats.summary('strips')}")
+    return 0
+
+
+def _ray_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="render on a Ray cluster (extra [farm]): ADDRESS is HOST:PORT, ray://HOST:PORT or auto; "
+                        "without it, a local cluster on this machine")
+    p.add_argument("--ray-actors", type=_positive, default=None,
+                   help="Ray workers, one per Vulkan device (default: the cluster's 'vulkan' resource; a local "
+                        "cluster: this machine's devices)")
 
 
 def _video_plan(args: argparse.Namespace):
@@ -592,6 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     _snapshot_args(p)
     _pipeline_args(p)
     _device_args(p)
+    _ray_args(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("video", help="render a camera path to an H.264 MP4 or numbered PNGs (resumable)")

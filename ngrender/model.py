@@ -185,6 +185,11 @@ class Model:
 
     def save(self, path: str | Path, dtype: str | None = None) -> None:
         """Write the model file atomically."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, self.to_bytes(dtype))
+
+    def to_bytes(self, dtype: str | None = None) -> bytes:
+        """The model file's bytes (safetensors), as ``save`` writes them."""
         from safetensors.numpy import save
 
         dtype = dtype or self.storage_dtype
@@ -194,8 +199,7 @@ class Model:
         tensors.update(self.carried)  # in the precision they came in
         if self.occupancy is not None:  # 1 bit per cell, as instant-ngp's density bitfield
             tensors["occupancy_bits"] = np.packbits(self.occupancy.ravel() != 0, bitorder="little")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_bytes(path, save(tensors, metadata={"ngrender": json.dumps(self.header(), allow_nan=False)}))
+        return save(tensors, metadata={"ngrender": json.dumps(self.header(), allow_nan=False)})
 
 
 def load_network_config(path: str | Path) -> dict:

@@ -82,6 +82,11 @@ def tiles(width: int, height: int, tile: tuple[int, int]) -> Iterator[tuple[tupl
             yield (x, y), (min(tile[0], width - x), min(tile[1], height - y))
 
 
+def strip_rows(height: int, tile: tuple[int, int]) -> list[tuple[int, int]]:
+    """(first row, rows) of each strip of tiles (a row of tiles) of a frame this tall."""
+    return [(y, min(tile[1], height - y)) for y in range(0, height, tile[1])]
+
+
 def check_frame_size(width: int, height: int) -> None:
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
         raise ConfigError(f"frame size {width}x{height} must be 1..{MAX_SIDE} on each side")
@@ -94,11 +99,16 @@ class Renderer:
         self.device, self.app = device, app
         self.commands = TimedCommands(device)
 
-    def _strips(self, width: int, height: int, view, stats: FrameStats) -> Iterator[tuple[int, np.ndarray]]:
+    def _strips(self, width: int, height: int, view, stats: FrameStats,
+                first_row: int = 0, end_row: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """The frame's strips of tiles (all of them, or those starting in rows [first_row, end_row))."""
         check_frame_size(width, height)
         tile = self.app.max_tile
+        end_row = height if end_row is None else end_row
         strip = None
         for origin, size in tiles(width, height, tile):
+            if not first_row <= origin[1] < end_row:
+                continue
             if origin[0] == 0:
                 strip = np.empty((size[1], width, 3), dtype=np.uint8)
             self._dispatch(view, (width, height), origin, size, stats)
@@ -135,6 +145,18 @@ class Renderer:
         self._finish(stats)
         stats.wall_ms = (time.perf_counter() - start) * 1e3
         return image, stats
+
+    def render_strip(self, width: int, height: int, y: int, view=None) -> tuple[np.ndarray, FrameStats]:
+        """The strip of tiles starting at row ``y`` (one of ``strip_rows(height, app.max_tile)``) as (rows, width, 3) uint8: the same
+        tiles, hence the same pixels, as the whole frame's rows there."""
+        if y not in dict(strip_rows(height, self.app.max_tile)):
+            raise ValueError(f"row {y} does not start a strip of tiles of a {height}-row frame")
+        view = view or self.app.default_view()
+        stats = self._new_stats(width, height)
+        start = time.perf_counter()
+        ((_, strip),) = self._strips(width, height, view, stats, y, y + 1)
+        stats.wall_ms = (time.perf_counter() - start) * 1e3
+        return strip, stats
 
     def render_to_png(self, path: str | Path, width: int, height: int, view=None,
                       progress: Callable[[int, int], None] | None = None,

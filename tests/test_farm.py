@@ -1,0 +1,117 @@
+"""The render farm on a real Ray cluster on loopback (one per module: starting Ray costs seconds): frames and
+strips of tiles through 2 workers equal the single-process output byte for byte, a worker killed mid-run
+(ray.kill, SIGKILL of its process) loses nothing and writes nothing twice, and the user's mistakes are one line."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, assert_one_error_line, run_cli
+
+ray = pytest.importorskip("ray")
+
+SDF = ROOT / "scenes" / "sdf_bunny.json"
+GIGAPIXEL = ROOT / "scenes" / "gigapixel.json"
+FRAMES, SIZE = 48, (64, 64)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray cluster owned by this module: 2 'vulkan' units on 127.0.0.1; yields its GCS address."""
+    ray.init(num_cpus=2, resources={"vulkan": 2}, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False, logging_level="error", object_store_memory=256 << 20)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def orbit_views() -> dict[int, dict]:
+    """48 frames around the bunny: each frame's view from its index alone."""
+    return {i: {"camera": {"orbit": {"azimuth": 7.5 * i, "elevation": 20.0, "radius": 2.5}, "fov_x": 50.0}}
+            for i in range(FRAMES)}
+
+
+def test_frames_through_two_workers_equal_one_process_and_survive_killed_workers(cluster):
+    from ngrender.farm import Farm, render_frames
+    from ngrender.scene import open_scene
+    from ngrender.session import RenderSession
+
+    views = orbit_views()
+    with RenderSession.from_scene(SDF) as session:
+        expected = {i: session.renderer.render(*SIZE, session.view(**v))[0] for i, v in views.items()}
+
+    scene, model = open_scene(SDF)
+    with Farm(model, scene, 2) as farm:
+        assert len(set(farm.pids())) == 2 and os.getpid() not in farm.pids()
+
+        def run(kill=None):
+            written: dict[int, int] = {}
+            images: dict[int, np.ndarray] = {}
+
+            def write(index: int, image: np.ndarray) -> None:
+                written[index] = written.get(index, 0) + 1
+                images[index] = np.array(image)
+                if kill is not None and len(written) == 5:
+                    kill()
+
+            stats = render_frames(farm, views, *SIZE, write)
+            assert written == dict.fromkeys(range(FRAMES), 1)  # every frame, each written once
+            for i in range(FRAMES):
+                np.testing.assert_array_equal(images[i], expected[i], err_msg=f"frame {i}")
+            return stats
+
+        stats = run()
+        assert stats.tasks == FRAMES and stats.workers_lost == 0 and len(stats.finished) == 2
+
+        stats = run(lambda: ray.kill(farm.workers[0]))  # the actor killed through Ray
+        assert stats.workers_lost == 1 and stats.retried >= 1, stats
+        assert len(farm.workers) + len(farm.starting) == 2  # a replacement takes its place
+
+        stats = run(lambda: os.kill(farm.pids()[0], signal.SIGKILL))  # its process killed under Ray's feet
+        assert stats.workers_lost == 1 and stats.retried >= 1, stats
+
+
+def test_gigapixel_strips_through_ray_equal_one_process(cluster, tmp_path):
+    """render --ray ADDRESS: 16 strips of 1024x64 tiles over 2 workers, the PNG equal to a plain render's."""
+    size = ["--width", "2048", "--height", "1024", "--tile", "1024x64"]
+    plain, farmed = tmp_path / "plain.png", tmp_path / "farmed.png"
+    run_cli("render", GIGAPIXEL, "--out", plain, *size, check=True)
+    result = run_cli("render", GIGAPIXEL, "--out", farmed, *size, "--ray", cluster, "--ray-actors", "2", check=True)
+    assert "16 strips on 2 Ray worker(s)" in result.stdout, result.stdout
+    assert farmed.read_bytes() == plain.read_bytes()
+
+
+def test_unreachable_address_is_one_line_within_seconds(tmp_path):
+    start = time.monotonic()
+    result = run_cli("render", GIGAPIXEL, "--out", tmp_path / "x.png", "--height", "2048", "--tile", "1024x1024",
+                     "--ray", "127.0.0.1:9")
+    assert_one_error_line(result, "no Ray cluster answers there")
+    assert time.monotonic() - start < 20
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_ray_missing_is_one_line_naming_the_extra(tmp_path):
+    """As without the extra installed: ``import ray`` fails."""
+    code = "import sys; sys.modules['ray'] = None; from ngrender.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, "render", str(GIGAPIXEL), "--out", str(tmp_path / "x.png"),
+                           "--ray"], capture_output=True, text=True, cwd=ROOT)
+    assert_one_error_line((proc.returncode, proc.stdout, proc.stderr), "install the [farm] extra")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--width", "256", "--height", "256", "--ray"], "is one strip of 1024x1024 tiles"),
+    (["--ray-actors", "2"], "add --ray"),
+    (["--height", "2048", "--ray", "nowhere"], "a Ray address is HOST:PORT"),
+])
+def test_farm_usage_mistakes_are_one_line(tmp_path, args, fragment):
+    out = tmp_path / "x.png"
+    assert_one_error_line(run_cli("render", GIGAPIXEL, "--out", out, *args), fragment)
+    assert not out.exists()
