@@ -23,12 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from .errors import ConfigError, NgrenderError
 from .fileio import read_bytes
 from .model import Model
-from .pngio import PngStripWriter
+from .pngio import DeflatedRows, PngStripWriter, deflate_rows, encode_png
 from .render import strip_rows
 from .scene import Scene
 
@@ -157,17 +155,17 @@ class RenderWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def frame(self, overrides: dict, width: int, height: int) -> np.ndarray:
-        """A whole frame, (height, width, 3) uint8."""
+    def frame(self, overrides: dict, width: int, height: int) -> bytes:
+        """A whole frame as the bytes of its PNG file (compressed here, not by the driver)."""
         image, _ = self.session.renderer.render(width, height, self.session.view(**overrides))
         self.session.check_validation()
-        return image
+        return encode_png(image)
 
-    def strip(self, overrides: dict, width: int, height: int, y: int) -> np.ndarray:
-        """The strip of tiles starting at row ``y``, (rows, width, 3) uint8."""
+    def strip(self, overrides: dict, width: int, height: int, y: int) -> DeflatedRows:
+        """The strip of tiles starting at row ``y``, deflated here for the driver's PNG."""
         strip, _ = self.session.renderer.render_strip(width, height, y, self.session.view(**overrides))
         self.session.check_validation()
-        return strip
+        return deflate_rows(strip)
 
 
 # -- the driver ------------------------------------------------------------------------------------------
@@ -346,12 +344,13 @@ class Farm:
 
 # -- what the commands run -------------------------------------------------------------------------------------
 def render_frames(farm: Farm, views: dict[int, dict], width: int, height: int,
-                  write: Callable[[int, np.ndarray], None],
+                  write: Callable[[int, bytes], None],
                   progress: Callable[[int], None] | None = None) -> FarmStats:
     """Frames on the farm: ``views`` maps a frame's index to its view overrides (RenderSession.view); each
-    finished frame is written (e.g. video.FrameFolder.write) as it arrives, once."""
-    def deliver(index: int, image: np.ndarray) -> None:
-        write(index, image)
+    finished frame arrives as the bytes of its PNG file (pngio.encode_png: the bytes pngio.write_png writes) and
+    is written (e.g. fileio.write_bytes to video.FrameFolder.path(index)) as it arrives, once."""
+    def deliver(index: int, png: bytes) -> None:
+        write(index, png)
         if progress:
             progress(1)
 
@@ -367,20 +366,21 @@ def strips_ahead(workers: int) -> int:
 def render_png(farm: Farm, out: str | Path, overrides: dict, width: int, height: int,
                progress: Callable[[int], None] | None = None) -> FarmStats:
     """A large frame on the farm, one task per strip of tiles (a row of the workers' tiles), written in order
-    into a PNG that appears only when complete. A strip that arrives early waits in memory; at most
+    into a PNG that appears only when complete. Workers deflate their strips (pngio.deflate_rows), so the
+    driver only appends bytes. A strip that arrives early waits in memory, compressed; at most
     ``strips_ahead(workers)`` strips are held."""
     rows = strip_rows(height, farm.tile)
     starts = [y for y, _ in rows]
     limit = strips_ahead(len(farm.workers))
-    waiting: dict[int, np.ndarray] = {}
+    waiting: dict[int, DeflatedRows] = {}
     writer = PngStripWriter(out, width, height)
     next_strip = 0
 
-    def deliver(index: int, strip: np.ndarray) -> None:
+    def deliver(index: int, strip: DeflatedRows) -> None:
         nonlocal next_strip
         waiting[index] = strip
         while next_strip in waiting:
-            writer.write(waiting.pop(next_strip))
+            writer.write_deflated(waiting.pop(next_strip))
             next_strip += 1
             if progress:
                 progress(rows[next_strip - 1][1])

@@ -1,6 +1,8 @@
 """The fused GIA kernel against the NumPy reference render, tiling, views, PNG streaming, screenshots."""
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,10 @@ from ngrender.apps import create_app
 from ngrender.apps.gigapixel import GigapixelView
 from ngrender.errors import ConfigError
 from ngrender.model import load_model
-from ngrender.pngio import write_png
+from ngrender.pngio import PngStripWriter, adler32_combine, deflate_rows, write_png
 from ngrender.reference import gigapixel as ref
 from ngrender.reference.output import to_uint8
-from ngrender.render import Renderer
+from ngrender.render import Renderer, strip_rows
 from ngrender.session import RenderSession
 from helpers import render
 from screenshots import compare_screenshot
@@ -83,6 +85,42 @@ def test_png_stream_equals_in_memory_render(device, model_factory, tmp_path):
         app.destroy()
     assert stats.tiles == 3 * 4
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), image)
+
+
+def test_strips_deflated_apart_make_the_same_png(device, model_factory, tmp_path):
+    """What the render farm relies on: each strip of tiles rendered alone (render_strip) and deflated alone
+    (deflate_rows, as a worker does), appended in order, is the file render_to_png writes, byte for byte; the
+    zlib stream is strict (one stream, its Adler-32 combined from the strips')."""
+    model = model_factory("hash")
+    app = create_app(device, model, "baked", max_tile=(40, 16))
+    renderer = Renderer(device, app)
+    try:
+        renderer.render_to_png(tmp_path / "whole.png", 90, 50)
+        pieces = {y: deflate_rows(renderer.render_strip(90, 50, y)[0])  # in any order; appended in order
+                  for y, _ in reversed(strip_rows(50, app.max_tile))}
+    finally:
+        renderer.destroy()
+        app.destroy()
+    writer = PngStripWriter(tmp_path / "strips.png", 90, 50)
+    for y in sorted(pieces):
+        writer.write_deflated(pieces[y])
+    writer.close()
+    data = (tmp_path / "strips.png").read_bytes()
+    assert data == (tmp_path / "whole.png").read_bytes()
+    assert [p.rows for _, p in sorted(pieces.items())] == [16, 16, 16, 2]
+    stream = zlib.decompressobj()
+    stream.decompress(b"".join(chunk for kind, chunk in _png_chunks(data) if kind == b"IDAT"))
+    assert stream.eof and stream.unused_data == b""
+    a, b = b"x" * 70001, bytes(range(256)) * 300
+    assert adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+
+
+def _png_chunks(data: bytes):
+    pos = 8
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        yield data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        pos += 12 + n
 
 
 def test_png_writer_roundtrip(tmp_path):
