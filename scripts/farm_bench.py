@@ -8,18 +8,21 @@ Starts its own Ray cluster on 127.0.0.1 (2 'vulkan' units) and stops it."""
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ngrender.farm import Farm, import_ray, model_payload, render_frames, render_png  # noqa: E402
-from ngrender.pngio import PngStripWriter, write_png  # noqa: E402
+from ngrender.fileio import write_bytes  # noqa: E402
+from ngrender.pngio import LEVEL, PngStripWriter, deflate_rows, write_png  # noqa: E402
 from ngrender.scene import open_scene  # noqa: E402
 from ngrender.session import RenderSession  # noqa: E402
 
@@ -56,7 +59,7 @@ def main() -> None:
     ray.init(num_cpus=2, resources={"vulkan": 2}, include_dashboard=False, _node_ip_address="127.0.0.1",
              log_to_driver=False, logging_level="error")
     try:
-        rows = []
+        rows, pngs = [], []
         for workers in (1, 2):
             scene, model = open_scene(sdf)
             start = time.perf_counter()
@@ -64,7 +67,14 @@ def main() -> None:
                 started_s = time.perf_counter() - start
                 render_frames(farm, {0: views[0]}, *size, lambda i, im: None)  # warm every worker's kernel
                 render_frames(farm, {1: views[1]}, *size, lambda i, im: None)
-                frames = render_frames(farm, views, *size, lambda i, im: None)
+                frames = render_frames(farm, views, *size, lambda i, png: pngs.append(png))
+                if workers == 1:  # a task's round trip with no work in it
+                    ping = farm.workers[0]
+                    ray.get(ping.pid.remote())
+                    start = time.perf_counter()
+                    for _ in range(50):
+                        ray.get(ping.pid.remote())
+                    task_ms = (time.perf_counter() - start) / 50 * 1e3
             scene, model = open_scene(giga)
             scene.tile = (1024, 128)
             with Farm(model, scene, workers) as farm, tempfile.TemporaryDirectory() as tmp:
@@ -77,6 +87,7 @@ def main() -> None:
         ref = ray.put(payload)
         put_s = time.perf_counter() - start
         echo = ray.remote(num_cpus=0)(lambda data: len(data))
+        ray.get(echo.remote(b""))  # the function shipped and a worker process up, outside the timing
         start = time.perf_counter()
         ray.get(echo.remote(ref))
         fetch_s = time.perf_counter() - start
@@ -90,33 +101,44 @@ def main() -> None:
         ray.shutdown()
 
     with tempfile.TemporaryDirectory() as tmp:
-        writer = PngStripWriter(Path(tmp) / "s.png", strip.shape[1], strip.shape[0] * 8)
-        start = time.perf_counter()
-        for _ in range(8):
-            writer.write(strip)
-        writer.close()
-        png_mb_s = 8 * strip.nbytes / (time.perf_counter() - start) / 1e6
-        with RenderSession.from_scene(sdf) as session:
-            frame, _ = session.renderer.render(*size, session.view(**views[0]))
+        rates = {}
+        deflated = deflate_rows(strip)
+        for how in ("compressing", "appending"):
+            writer = PngStripWriter(Path(tmp) / "s.png", strip.shape[1], strip.shape[0] * 8)
+            start = time.perf_counter()
+            for _ in range(8):
+                writer.write(strip) if how == "compressing" else writer.write_deflated(deflated)
+            writer.close()
+            rates[how] = 8 * strip.nbytes / (time.perf_counter() - start) / 1e6
+        frame = np.asarray(Image.open(io.BytesIO(pngs[0])))
         start = time.perf_counter()
         for i in range(20):
             write_png(Path(tmp) / f"f{i}.png", frame)
-        frame_write_fps = 20 / (time.perf_counter() - start)
+        encode_fps = 20 / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for i in range(20):
+            write_bytes(Path(tmp) / f"g{i}.png", pngs[i])
+        append_fps = 20 / (time.perf_counter() - start)
+    png_frame = sum(map(len, pngs)) / len(pngs)
 
     print(f"sdf bunny {size[0]}x{size[1]}, {args.frames} frames; gigapixel {side}x{side} in {side // 128} strips "
           f"of 128 rows")
-    print(f"{'':<16}{'frames/s':>10}{'strips/s':>10}{'vs 1 worker':>13}{'worker start':>14}")
-    print(f"{'one process':<16}{alone_fps:>10.2f}{alone_sps:>10.2f}{'':>13}{'':>14}")
+    print(f"{'':<18}{'frames/s':>10}{'strips/s':>10}{'frames, strips vs 1 worker':>28}{'workers start':>15}")
+    print(f"{'one process':<18}{alone_fps:>10.2f}{alone_sps:>10.2f}")
     base = rows[0]
     for workers, started_s, fps, sps in rows:
-        print(f"{f'{workers} Ray worker(s)':<16}{fps:>10.2f}{sps:>10.2f}"
-              f"{f'{fps / base[2]:.2f}x / {sps / base[3]:.2f}x':>13}{started_s:>12.1f} s")
-    print(f"model payload: {len(payload) / 1e6:.2f} MB; ray.put {put_s * 1e3:.1f} ms; a worker task reads it in "
-          f"{fetch_s * 1e3:.1f} ms (same node)")
-    print(f"results: a {size[0]}x{size[1]} frame is {size[0] * size[1] * 3 / 1e6:.3f} MB, a strip "
-          f"{strip.nbytes / 1e6:.2f} MB; worker -> driver {result_mb_s:.0f} MB/s (object store, same node)")
-    print(f"driver writing: PNG strips {png_mb_s:.0f} MB/s of RGB in (zlib level 6, one thread); "
-          f"{size[0]}x{size[1]} frame PNGs {frame_write_fps:.0f} frames/s")
+        print(f"{f'{workers} Ray worker(s)':<18}{fps:>10.2f}{sps:>10.2f}"
+              f"{f'{fps / base[2]:.2f}x, {sps / base[3]:.2f}x':>28}{started_s:>13.1f} s")
+    print(f"model transfer: {len(payload) / 1e6:.2f} MB; ray.put {put_s * 1e3:.1f} ms; a task on a worker reads it "
+          f"in {fetch_s * 1e3:.1f} ms (same node); a task's round trip without work: {task_ms:.2f} ms")
+    print(f"results: a {size[0]}x{size[1]} frame is {size[0] * size[1] * 3 / 1e6:.3f} MB of RGB, "
+          f"{png_frame / 1e6:.3f} MB as PNG; a {strip.shape[1]}x{strip.shape[0]} strip {strip.nbytes / 1e6:.2f} MB, "
+          f"{len(deflated.data) / 1e6:.2f} MB deflated; worker -> driver {result_mb_s:.0f} MB/s (object store, "
+          "same node)")
+    print(f"driver writing a strip PNG: {rates['appending']:.0f} MB/s of RGB appending deflated strips, "
+          f"{rates['compressing']:.0f} MB/s compressing them itself (zlib level {LEVEL}, one thread)")
+    print(f"driver writing {size[0]}x{size[1]} frame PNGs: {append_fps:.0f} frames/s writing the workers' bytes, "
+          f"{encode_fps:.0f} frames/s encoding them itself")
 
 
 if __name__ == "__main__":
