@@ -16,6 +16,7 @@ import fcntl
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -34,13 +35,17 @@ FARM_EXTRA = "the render farm needs Ray: install the [farm] extra (pip install '
 MAX_TRIES = 3              # tries per task: a task whose worker died this many times is an error
 TASKS_PER_WORKER = 2       # tasks queued on a worker at once: one renders while the next waits, no idle gap
 START_TIMEOUT_S = 300.0    # a worker that cannot be placed or build its session within this is an error
-CONNECT_TIMEOUT_S = 5.0    # an unreachable cluster address is an error after this long
+CONNECT_TIMEOUT_S = 5.0    # an address nothing listens at is an error after this long
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HTTP2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+CONNECT_DEADLINE_S = 20.0  # one where something listens but no Ray cluster answers: after this long
 MAX_MODEL_BYTES = 1 << 32  # the largest model file sent to the workers
 SLOT_LOCKS = 64            # per-node device slots a worker may claim (see _claim_device_slot)
 
 
 def import_ray():
     """The ray module, or one line naming the extra that installs it."""
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ warnings (retries) are not our lines
     try:
         import ray
     except ImportError:
@@ -59,10 +64,40 @@ def _check_reachable(address: str) -> None:
         raise ConfigError(f"--ray {address}: a Ray address is HOST:PORT (GCS, e.g. head:6379), ray://HOST:PORT "
                           "(Ray client, e.g. ray://head:10001) or auto")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as conn:
+            # Ray's GCS and client server speak gRPC: an HTTP/2 server answers the connection preface with a
+            # SETTINGS frame (type 4); anything else listening there does not.
+            conn.sendall(HTTP2_PREFACE + HTTP2_EMPTY_SETTINGS)
+            reply = conn.recv(9)
     except OSError as exc:
         raise NgrenderError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
                             "with `ray start --head` or leave ADDRESS out for a local one") from None
+    if len(reply) < 4 or reply[3] != 4:
+        raise NgrenderError(f"--ray {address}: something listens there, but not a Ray cluster (no gRPC answer); "
+                            "the head's GCS port is 6379 by default, the Ray client's ray://HOST:10001")
+
+
+def _connect(ray, address: str, options: dict) -> None:
+    """ray.init(address) with a deadline: against a port where something other than Ray listens, Ray's client
+    retries for minutes (and logs each try), so it runs in a daemon thread the process does not wait for."""
+    outcome: dict[str, BaseException | None] = {}
+
+    def connect() -> None:
+        try:
+            ray.init(address=address, **options)
+            outcome["error"] = None
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_DEADLINE_S)
+    if "error" not in outcome:
+        raise NgrenderError(f"--ray {address}: no Ray cluster answered within {CONNECT_DEADLINE_S:.0f} s "
+                            "(something listens there, but not Ray's GCS?)")
+    if outcome["error"] is not None:
+        first = str(outcome["error"]).strip().splitlines()
+        raise NgrenderError(f"--ray {address}: cannot connect ({first[0] if first else type(outcome['error']).__name__})")
 
 
 def _local_device_count() -> int:
@@ -86,10 +121,7 @@ def cluster(address: str | None, actors: int | None) -> Iterator[int]:
                      _node_ip_address="127.0.0.1", **common)
         else:
             _check_reachable(address)
-            try:
-                ray.init(address=address, **common)
-            except (ConnectionError, TimeoutError, RuntimeError) as exc:
-                raise NgrenderError(f"--ray {address}: cannot connect ({str(exc).splitlines()[0]})") from None
+            _connect(ray, address, common)
     try:
         offered = int(ray.cluster_resources().get("vulkan", 0))
         if offered < 1:

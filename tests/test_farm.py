@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,6 +102,25 @@ def test_unreachable_address_is_one_line_within_seconds(tmp_path):
     assert_one_error_line(result, "no Ray cluster answers there")
     assert time.monotonic() - start < 20
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_address_where_something_else_listens_is_one_line(tmp_path):
+    """Something listening that is not Ray (here: an SSH-like banner) is refused at once, not retried for
+    minutes by Ray's client."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        result = run_cli("render", GIGAPIXEL, "--out", tmp_path / "x.png", "--height", "2048",
+                         "--ray", f"127.0.0.1:{server.getsockname()[1]}")
+    finally:
+        server.close()
+    assert_one_error_line(result, "something listens there, but not a Ray cluster")
 
 
 def test_ray_missing_is_one_line_naming_the_extra(tmp_path):
