@@ -95,9 +95,10 @@ def _connect(ray, address: str, options: dict) -> None:
     if "error" not in outcome:
         raise NgrenderError(f"--ray {address}: no Ray cluster answered within {CONNECT_DEADLINE_S:.0f} s "
                             "(something listens there, but not Ray's GCS?)")
-    if outcome["error"] is not None:
-        first = str(outcome["error"]).strip().splitlines()
-        raise NgrenderError(f"--ray {address}: cannot connect ({first[0] if first else type(outcome['error']).__name__})")
+    error = outcome["error"]
+    if error is not None:
+        first = str(error).strip().splitlines()
+        raise NgrenderError(f"--ray {address}: cannot connect ({first[0] if first else type(error).__name__})")
 
 
 def _local_device_count() -> int:
@@ -267,6 +268,13 @@ class Farm:
         actor = self.actor_class.remote(self.model_ref, self.scene, self.device, self.options)
         self.starting[actor.start.remote()] = actor
 
+    def _replace_worker(self) -> None:
+        """Start a worker in place of a lost one, within the farm's budget of replacements."""
+        if self.replacements <= 0:
+            raise NgrenderError("too many farm workers died; giving up (see the Ray logs)")
+        self.replacements -= 1
+        self._start_worker()
+
     def _started(self, ref) -> bool:
         """Take a finished start(): the worker joins (True), or it died starting (False); its own error (a
         device limit, a bad model) is raised as the user's error."""
@@ -297,7 +305,7 @@ class Farm:
         queue, done, tries = deque(indices), set(), dict.fromkeys(indices, 0)
         pending: dict[Any, tuple[int, Any]] = {}  # task ref -> (index, actor)
         load: dict[Any, int] = {}
-        start, start_deadline = time.perf_counter(), time.monotonic() + START_TIMEOUT_S
+        start = time.perf_counter()
 
         def lose(actor) -> None:
             """A worker died: its tasks go back to the queue, a replacement takes its place."""
@@ -315,10 +323,7 @@ class Farm:
                                             "giving up (see the Ray logs of the lost workers)")
                     queue.appendleft(index)
                     stats.retried += 1
-            if self.replacements <= 0:
-                raise NgrenderError("too many farm workers died; giving up (see the Ray logs)")
-            self.replacements -= 1
-            self._start_worker()
+            self._replace_worker()
 
         while queue or pending:
             for actor in list(self.workers):  # fill every worker up to TASKS_PER_WORKER
@@ -335,10 +340,8 @@ class Farm:
                                     "free on the cluster?")
             ref = ready[0]
             if ref in self.starting:
-                if not self._started(ref):  # a replacement died starting: try once more, within the deadline
-                    if time.monotonic() > start_deadline:
-                        raise NgrenderError("farm workers keep dying while starting; giving up")
-                    self._start_worker()
+                if not self._started(ref):  # a replacement died starting
+                    self._replace_worker()
                 continue
             index, actor = pending.pop(ref)
             load[actor] -= 1
