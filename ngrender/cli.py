@@ -265,6 +265,9 @@ def _render_on_ray(args: argparse.Namespace, out: Path) -> int:
     from .session import check_scene_model
 
     import_ray()
+    if args.pipeline == "ngpc":
+        raise NgrenderError("--pipeline ngpc projects a frame's time on the simulated NGPC from one process's "
+                            "dispatches; it does not run on the farm (leave out --ray)")
     scene, model = open_scene(args.scene, **_snapshot_options(args))
     check_scene_model(model, scene)
     width, height = args.width or scene.width, args.height or scene.height

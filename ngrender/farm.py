@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .errors import ConfigError, NgrenderError
-from .fileio import read_bytes
+from .fileio import read_bytes, write_bytes
 from .model import Model
-from .pngio import DeflatedRows, PngStripWriter, deflate_rows, encode_png
+from .pngio import DeflatedRows, PngStripWriter, deflate_rows
 from .render import strip_rows
 from .scene import Scene
 
@@ -45,7 +45,6 @@ SLOT_LOCKS = 64            # per-node device slots a worker may claim (see _clai
 
 def import_ray():
     """The ray module, or one line naming the extra that installs it."""
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ warnings (retries) are not our lines
     try:
         import ray
     except ImportError:
@@ -189,10 +188,11 @@ class RenderWorker:
         return os.getpid()
 
     def frame(self, overrides: dict, width: int, height: int) -> bytes:
-        """A whole frame as the bytes of its PNG file (compressed here, not by the driver)."""
-        image, _ = self.session.renderer.render(width, height, self.session.view(**overrides))
-        self.session.check_validation()
-        return encode_png(image)
+        """A whole frame as the bytes of its PNG file, those Renderer.render_to_png writes (compressed here, not
+        by the driver)."""
+        png, _ = self.session.renderer.render_png_bytes(width, height, self.session.view(**overrides),
+                                                         check=self.session.check_validation)
+        return png
 
     def strip(self, overrides: dict, width: int, height: int, y: int) -> DeflatedRows:
         """The strip of tiles starting at row ``y``, deflated here for the driver's PNG."""
@@ -326,11 +326,12 @@ class Farm:
             self._replace_worker()
 
         while queue or pending:
-            for actor in list(self.workers):  # fill every worker up to TASKS_PER_WORKER
-                while queue and load.get(actor, 0) < TASKS_PER_WORKER and ahead(queue[0]):
-                    index = queue.popleft()
-                    pending[call(actor, index)] = (index, actor)
-                    load[actor] = load.get(actor, 0) + 1
+            for depth in range(1, TASKS_PER_WORKER + 1):  # every worker one task deep, then two
+                for actor in self.workers:
+                    if queue and load.get(actor, 0) < depth and ahead(queue[0]):
+                        index = queue.popleft()
+                        pending[call(actor, index)] = (index, actor)
+                        load[actor] = load.get(actor, 0) + 1
             if not self.workers and not self.starting:
                 raise NgrenderError("no farm worker is left to run the remaining tasks")
             refs = list(pending) + list(self.starting)
@@ -382,14 +383,25 @@ def render_frames(farm: Farm, views: dict[int, dict], width: int, height: int,
                   write: Callable[[int, bytes], None],
                   progress: Callable[[int], None] | None = None) -> FarmStats:
     """Frames on the farm: ``views`` maps a frame's index to its view overrides (RenderSession.view); each
-    finished frame arrives as the bytes of its PNG file (pngio.encode_png: the bytes pngio.write_png writes) and
-    is written (e.g. fileio.write_bytes to video.FrameFolder.path(index)) as it arrives, once."""
+    finished frame arrives as the bytes of its PNG file (the bytes Renderer.render_to_png writes) and is written
+    (e.g. fileio.write_bytes to video.FrameFolder.path(index)) as it arrives, once."""
     def deliver(index: int, png: bytes) -> None:
         write(index, png)
         if progress:
             progress(1)
 
     return farm.run(sorted(views), lambda actor, i: actor.frame.remote(views[i], width, height), deliver)
+
+
+def render_path_frames(farm: Farm, plan, indices: list[int], width: int, height: int,
+                       frame_path: Callable[[int], Path], overrides: dict | None = None,
+                       progress: Callable[[int], None] | None = None) -> FarmStats:
+    """Frames ``indices`` of a camera path (``plan``: camera_path.FramePlan; the driver computes each frame's
+    view from its index) on the farm, each written atomically to ``frame_path(index)`` (video.FrameFolder.path)
+    as it arrives: the same file `video` writes without the farm. ``overrides``: the other view settings
+    (``mode``)."""
+    views = {i: {**(overrides or {}), **plan.view(i, width, height)} for i in indices}
+    return render_frames(farm, views, width, height, lambda i, png: write_bytes(frame_path(i), png), progress)
 
 
 def strips_ahead(workers: int) -> int:

@@ -106,14 +106,6 @@ class PngStripWriter:
         return self._memory.getvalue()
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """The bytes ``write_png`` writes (the same, wherever they are made)."""
-    writer = PngStripWriter(None, image.shape[1], image.shape[0])
-    writer.write(np.ascontiguousarray(image[..., :3], dtype=np.uint8))
-    writer.close()
-    return writer.png_bytes()
-
-
 def write_png(path: str | Path, image: np.ndarray) -> None:
     writer = PngStripWriter(path, image.shape[1], image.shape[0])
     writer.write(np.ascontiguousarray(image[..., :3], dtype=np.uint8))

@@ -163,10 +163,22 @@ class Renderer:
                       check: Callable[[], None] | None = None) -> FrameStats:
         """Render straight into a PNG, one strip of tiles at a time (memory bounded by one strip). The PNG
         appears only when the frame is complete and ``check()`` (e.g. the validation messages) passes."""
-        view = view or self.app.default_view()
         check_frame_size(width, height)
+        return self._render_png(PngStripWriter(path, width, height), view, progress, check)
+
+    def render_png_bytes(self, width: int, height: int, view=None,
+                         check: Callable[[], None] | None = None) -> tuple[bytes, FrameStats]:
+        """The bytes ``render_to_png`` writes for this frame, in memory (what a farm worker sends back)."""
+        check_frame_size(width, height)
+        writer = PngStripWriter(None, width, height)
+        stats = self._render_png(writer, view, None, check)
+        return writer.png_bytes(), stats
+
+    def _render_png(self, writer: PngStripWriter, view, progress: Callable[[int, int], None] | None,
+                    check: Callable[[], None] | None) -> FrameStats:
+        width, height = writer.width, writer.height
+        view = view or self.app.default_view()
         stats = self._new_stats(width, height)
-        writer = PngStripWriter(path, width, height)
         start = time.perf_counter()
         try:
             for y, strip in self._strips(width, height, view, stats):
