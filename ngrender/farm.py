@@ -181,8 +181,10 @@ class RenderWorker:
         finally:
             os.unlink(name)  # the model is in memory now
         self.model_bytes = None
-        return {"pid": os.getpid(), "node": socket.gethostname(), "device": self.session.device.info.name,
-                "tile": tuple(self.session.app.max_tile)}
+        import ray
+
+        return {"pid": os.getpid(), "node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
+                "device": self.session.device.info.name, "tile": tuple(self.session.app.max_tile)}
 
     def pid(self) -> int:
         return os.getpid()

@@ -24,63 +24,88 @@ FRAMES, SIZE = 48, (64, 64)
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A Ray cluster owned by this module: 2 'vulkan' units on 127.0.0.1; yields its GCS address."""
-    ray.init(num_cpus=2, resources={"vulkan": 2}, include_dashboard=False, _node_ip_address="127.0.0.1",
-             log_to_driver=False, logging_level="error", object_store_memory=256 << 20)
+    """A Ray cluster owned by this module, on this machine: a head node with 2 'vulkan' units (ray.cluster_utils
+    starts real GCS and raylet processes, and can add and remove nodes); yields it, connected. Its nodes take
+    the machine's own address: given 127.0.0.1 instead, ray.init's address canonicalisation cannot reach it."""
+    from ray.cluster_utils import Cluster
+
+    head = {"num_cpus": 2, "resources": {"vulkan": 2}, "include_dashboard": False, "object_store_memory": 256 << 20}
+    ray_cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
-        yield ray.get_runtime_context().gcs_address
+        ray.init(address=ray_cluster.address, log_to_driver=False, logging_level="error")
+        yield ray_cluster
     finally:
         ray.shutdown()
+        ray_cluster.shutdown()
 
 
-def path_views() -> dict[int, dict]:
-    """The 48 frames of the example instant-ngp path (2 s at 24 frames/s): each frame's view from its index."""
+@pytest.fixture(scope="module")
+def path_frames(tmp_path_factory) -> tuple[dict[int, dict], dict[int, bytes]]:
+    """The 48 frames of the example instant-ngp path (2 s at 24 frames/s; each frame's view from its index)
+    and the PNG files one process writes for them."""
     from ngrender.camera_path import load_camera_path, plan_frames
+    from ngrender.session import RenderSession
 
     plan = plan_frames(load_camera_path(ROOT / "scenes" / "paths" / "orbit_base_cam.json", "sdf"), 24.0, 2.0)
     assert plan.n_frames == FRAMES
-    return {i: plan.view(i, *SIZE) for i in range(FRAMES)}
-
-
-def test_frames_through_two_workers_equal_one_process_and_survive_killed_workers(cluster, tmp_path):
-    from ngrender.farm import Farm, render_frames
-    from ngrender.scene import open_scene
-    from ngrender.session import RenderSession
-
-    views = path_views()
-    with RenderSession.from_scene(SDF) as session:  # the files a single process writes
+    views = {i: plan.view(i, *SIZE) for i in range(FRAMES)}
+    folder = tmp_path_factory.mktemp("single")
+    with RenderSession.from_scene(SDF) as session:
         for i, v in views.items():
-            session.renderer.render_to_png(tmp_path / f"{i}.png", *SIZE, session.view(**v))
-    expected = {i: (tmp_path / f"{i}.png").read_bytes() for i in views}
+            session.renderer.render_to_png(folder / f"{i}.png", *SIZE, session.view(**v))
+    return views, {i: (folder / f"{i}.png").read_bytes() for i in views}
 
-    scene, model = open_scene(SDF)
-    with Farm(model, scene, 2) as farm:
+
+def run_frames(farm, path_frames, kill=None):
+    """The path's frames on the farm (``kill()`` after the 5th arrives): each written once, each the file one
+    process writes."""
+    from ngrender.farm import render_frames
+
+    views, expected = path_frames
+    written: dict[int, int] = {}
+    files: dict[int, bytes] = {}  # the PNG files' bytes
+
+    def write(index: int, png: bytes) -> None:
+        written[index] = written.get(index, 0) + 1
+        files[index] = png
+        if kill is not None and len(written) == 5:
+            kill()
+
+    stats = render_frames(farm, views, *SIZE, write)
+    assert written == dict.fromkeys(range(FRAMES), 1)  # every frame, each written once
+    for i in range(FRAMES):
+        assert files[i] == expected[i], f"frame {i}"
+    return stats
+
+
+def test_frames_through_two_workers_equal_one_process_and_survive_killed_workers(cluster, path_frames):
+    from ngrender.farm import Farm
+    from ngrender.scene import open_scene
+
+    with Farm(*reversed(open_scene(SDF)), 2) as farm:
         assert len(set(farm.pids())) == 2 and os.getpid() not in farm.pids()
-
-        def run(kill=None):
-            written: dict[int, int] = {}
-            files: dict[int, bytes] = {}  # the PNG files' bytes
-
-            def write(index: int, png: bytes) -> None:
-                written[index] = written.get(index, 0) + 1
-                files[index] = png
-                if kill is not None and len(written) == 5:
-                    kill()
-
-            stats = render_frames(farm, views, *SIZE, write)
-            assert written == dict.fromkeys(range(FRAMES), 1)  # every frame, each written once
-            for i in range(FRAMES):
-                assert files[i] == expected[i], f"frame {i}"
-            return stats
-
-        stats = run()
+        stats = run_frames(farm, path_frames)
         assert stats.tasks == FRAMES and stats.workers_lost == 0 and len(stats.finished) == 2
 
-        stats = run(lambda: ray.kill(farm.workers[0]))  # the actor killed through Ray
+        stats = run_frames(farm, path_frames, lambda: ray.kill(farm.workers[0]))  # the actor killed through Ray
         assert stats.workers_lost == 1 and stats.retried >= 1, stats
         assert len(farm.workers) + len(farm.starting) == 2  # a replacement takes its place
 
-        stats = run(lambda: os.kill(farm.pids()[0], signal.SIGKILL))  # its process killed under Ray's feet
+        # its process killed under Ray's feet
+        stats = run_frames(farm, path_frames, lambda: os.kill(farm.pids()[0], signal.SIGKILL))
+        assert stats.workers_lost == 1 and stats.retried >= 1, stats
+
+
+def test_a_node_removed_mid_run_loses_nothing(cluster, path_frames):
+    """A second node joins with 1 'vulkan' unit; of 3 workers one runs there; the node is removed mid-run
+    (its raylet and workers killed): its tasks finish on the head's workers."""
+    from ngrender.farm import Farm
+    from ngrender.scene import open_scene
+
+    node = cluster.add_node(num_cpus=1, resources={"vulkan": 1})
+    with Farm(*reversed(open_scene(SDF)), 3) as farm:
+        assert [farm.info[a]["node_id"] for a in farm.workers].count(node.node_id) == 1
+        stats = run_frames(farm, path_frames, lambda: cluster.remove_node(node, allow_graceful=False))
         assert stats.workers_lost == 1 and stats.retried >= 1, stats
 
 
@@ -89,7 +114,8 @@ def test_gigapixel_strips_through_ray_equal_one_process(cluster, tmp_path):
     size = ["--width", "2048", "--height", "1024", "--tile", "1024x64"]
     plain, farmed = tmp_path / "plain.png", tmp_path / "farmed.png"
     run_cli("render", GIGAPIXEL, "--out", plain, *size, check=True)
-    result = run_cli("render", GIGAPIXEL, "--out", farmed, *size, "--ray", cluster, "--ray-actors", "2", check=True)
+    result = run_cli("render", GIGAPIXEL, "--out", farmed, *size, "--ray", cluster.address, "--ray-actors", "2",
+                     check=True)
     assert "16 strips on 2 Ray worker(s)" in result.stdout, result.stdout
     assert result.stderr == ""  # nothing of Ray's own logging reaches the user
     assert farmed.read_bytes() == plain.read_bytes()
