@@ -259,15 +259,12 @@ def _view_overrides(args: argparse.Namespace) -> dict:
 
 def _render_on_ray(args: argparse.Namespace, out: Path) -> int:
     """render --ray: the frame's strips of tiles spread over Ray workers, written in order by this process."""
-    from .farm import Farm, cluster, import_ray, render_png
+    from .farm import Farm, cluster, render_png
     from .render import strip_rows
     from .scene import open_scene
     from .session import check_scene_model
 
-    import_ray()
-    if args.pipeline == "ngpc":
-        raise NgrenderError("--pipeline ngpc projects a frame's time on the simulated NGPC from one process's "
-                            "dispatches; it does not run on the farm (leave out --ray)")
+    options = _farm_options(args)
     scene, model = open_scene(args.scene, **_snapshot_options(args))
     check_scene_model(model, scene)
     width, height = args.width or scene.width, args.height or scene.height
@@ -276,12 +273,22 @@ def _render_on_ray(args: argparse.Namespace, out: Path) -> int:
     if len(strip_rows(height, tile)) < 2:
         raise NgrenderError(f"a {width}x{height} frame is one strip of {tile[0]}x{tile[1]} tiles: nothing to spread "
                             "over Ray workers; render it without --ray, or split it with a smaller --tile")
-    options = {"variant": args.variant, "tile": args.tile, "validation": args.validation, **_pipeline_options(args)}
     with cluster(args.ray or None, args.ray_actors) as workers, \
-            Farm(model, scene, workers, args.device, options) as farm:
+            Farm(model, scene, min(workers, len(strip_rows(height, tile))), args.device, options) as farm:
         stats = render_png(farm, out, _view_overrides(args), width, height)
     print(f"{out}: {width}x{height}, {stats.summary('strips')}")
     return 0
+
+
+def _farm_options(args: argparse.Namespace) -> dict:
+    """The workers' RenderSession options (render and video --ray), after checking that Ray is there."""
+    from .farm import import_ray
+
+    import_ray()
+    if args.pipeline == "ngpc":
+        raise NgrenderError("--pipeline ngpc projects a frame's time on the simulated NGPC from one process's "
+                            "dispatches; it does not run on the farm (leave out --ray)")
+    return {"variant": args.variant, "tile": args.tile, "validation": args.validation, **_pipeline_options(args)}
 
 
 def _ray_args(p: argparse.ArgumentParser) -> None:

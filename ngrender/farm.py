@@ -406,6 +406,17 @@ def render_path_frames(farm: Farm, plan, indices: list[int], width: int, height:
     return render_frames(farm, views, width, height, lambda i, png: write_bytes(frame_path(i), png), progress)
 
 
+def render_path_on_ray(address: str | None, actors: int | None, model: Model | str | Path, scene: Scene, plan,
+                       indices: list[int], width: int, height: int, frame_path: Callable[[int], Path],
+                       device: str | int | None = None, options: dict | None = None, overrides: dict | None = None,
+                       progress: Callable[[int], None] | None = None) -> FarmStats:
+    """What `video --ray [ADDRESS]` runs: connect (or start a local cluster), start the workers (no more than
+    there are frames) and render ``indices`` of ``plan`` into ``frame_path(index)`` (render_path_frames)."""
+    with cluster(address, actors) as workers, \
+            Farm(model, scene, min(workers, len(indices)), device, options) as farm:
+        return render_path_frames(farm, plan, indices, width, height, frame_path, overrides, progress)
+
+
 def strips_ahead(workers: int) -> int:
     """How many strips may be rendered beyond the first one not yet written: enough to keep every worker busy;
     the driver holds at most this many strips in memory."""

@@ -96,17 +96,50 @@ def test_frames_through_two_workers_equal_one_process_and_survive_killed_workers
         assert stats.workers_lost == 1 and stats.retried >= 1, stats
 
 
+def test_video_frames_on_ray_are_the_files_one_process_writes(cluster, path_frames, tmp_path):
+    """What `video --ray` runs: frames 40:48 of the path into a frames folder, each file as without the farm."""
+    from ngrender.camera_path import load_camera_path, plan_frames
+    from ngrender.farm import render_path_on_ray
+    from ngrender.scene import open_scene
+
+    scene, model = open_scene(SDF)
+    plan = plan_frames(load_camera_path(ROOT / "scenes" / "paths" / "orbit_base_cam.json", "sdf"), 24.0, 2.0)
+    todo = list(range(40, FRAMES))
+    stats = render_path_on_ray(cluster.address, None, model, scene, plan, todo, *SIZE,
+                               lambda i: tmp_path / f"frame_{i:05d}.png")
+    assert stats.tasks == len(todo) and len(stats.finished) == 2
+    assert sorted(f.name for f in tmp_path.iterdir()) == [f"frame_{i:05d}.png" for i in todo]
+    for i in todo:
+        assert (tmp_path / f"frame_{i:05d}.png").read_bytes() == path_frames[1][i]
+
+
 def test_a_node_removed_mid_run_loses_nothing(cluster, path_frames):
     """A second node joins with 1 'vulkan' unit; of 3 workers one runs there; the node is removed mid-run
-    (its raylet and workers killed): its tasks finish on the head's workers."""
+    (its raylet killed, and with it its worker): its tasks finish on the head's workers."""
     from ngrender.farm import Farm
     from ngrender.scene import open_scene
 
     node = cluster.add_node(num_cpus=1, resources={"vulkan": 1})
     with Farm(*reversed(open_scene(SDF)), 3) as farm:
-        assert [farm.info[a]["node_id"] for a in farm.workers].count(node.node_id) == 1
-        stats = run_frames(farm, path_frames, lambda: cluster.remove_node(node, allow_graceful=False))
+        (pid,) = [farm.info[a]["pid"] for a in farm.workers if farm.info[a]["node_id"] == node.node_id]
+
+        def remove_node() -> None:
+            cluster.remove_node(node, allow_graceful=False)
+            deadline = time.monotonic() + 30
+            while _alive(pid) and time.monotonic() < deadline:  # the worker goes with its raylet
+                time.sleep(0.05)
+
+        stats = run_frames(farm, path_frames, remove_node)
+        assert not _alive(pid)
         assert stats.workers_lost == 1 and stats.retried >= 1, stats
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_gigapixel_strips_through_ray_equal_one_process(cluster, tmp_path):
