@@ -165,6 +165,8 @@ class RenderWorker:
 
     def start(self) -> dict:
         """Build the session (a user error here, e.g. a device limit, reaches the driver as itself)."""
+        import ray
+
         from .session import RenderSession
         from .vk.device import list_devices
 
@@ -181,8 +183,6 @@ class RenderWorker:
         finally:
             os.unlink(name)  # the model is in memory now
         self.model_bytes = None
-        import ray
-
         return {"pid": os.getpid(), "node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
                 "device": self.session.device.info.name, "tile": tuple(self.session.app.max_tile)}
 
