@@ -295,7 +295,7 @@ def _ray_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="render on a Ray cluster (extra [farm]): ADDRESS is HOST:PORT, ray://HOST:PORT or auto; "
                         "without it, a local cluster on this machine")
-    p.add_argument("--ray-actors", type=_positive, default=None,
+    p.add_argument("--ray-actors", type=_positive, default=None, metavar="N",
                    help="Ray workers, one per Vulkan device (default: the cluster's 'vulkan' resource; a local "
                         "cluster: this machine's devices)")
 
