@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -34,7 +35,8 @@ from .scene import Scene
 FARM_EXTRA = "the render farm needs Ray: install the [farm] extra (pip install 'ngrender[farm]')"
 MAX_TRIES = 3              # tries per task: a task whose worker died this many times is an error
 TASKS_PER_WORKER = 2       # tasks queued on a worker at once: one renders while the next waits, no idle gap
-START_TIMEOUT_S = 300.0    # a worker that cannot be placed or build its session within this is an error
+START_TIMEOUT_S = 300.0    # no worker placed and started within this is an error
+START_GRACE_S = 30.0       # how long the others may take after the first before the work starts without them
 CONNECT_TIMEOUT_S = 5.0    # an address nothing listens at is an error after this long
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HTTP2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -115,6 +117,7 @@ def cluster(address: str | None, actors: int | None) -> Iterator[int]:
     owned = not ray.is_initialized()
     if owned:
         common = {"include_dashboard": False, "log_to_driver": False, "logging_level": "error"}
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         if address is None:
             vulkan = actors or _local_device_count()
             ray.init(num_cpus=max(1, os.cpu_count() or 1), resources={"vulkan": vulkan},
@@ -122,6 +125,10 @@ def cluster(address: str | None, actors: int | None) -> Iterator[int]:
         else:
             _check_reachable(address)
             _connect(ray, address, common)
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+            # ray.init takes SIGTERM over (a stack dump, exit 1): a kill unwinds as the CLI's own, dropping
+            # the partial output and stopping the local cluster on the way out
+            signal.signal(signal.SIGTERM, on_sigterm)
     try:
         offered = int(ray.cluster_resources().get("vulkan", 0))
         if offered < 1:
@@ -254,17 +261,36 @@ class Farm:
         try:
             for _ in range(workers):
                 self._start_worker()
-            ready, _ = self.ray.wait(list(self.starting), num_returns=workers, timeout=START_TIMEOUT_S)
-            if len(ready) < workers:
-                raise NgrenderError(f"{workers - len(ready)} of {workers} farm workers did not start within "
-                                    f"{START_TIMEOUT_S:.0f} s: is a 'vulkan' resource free for each?")
-            for ref in ready:
+            # The first worker within START_TIMEOUT_S, the others a little later or while the work runs (a
+            # cluster's count of 'vulkan' units can include a node that just left)
+            if self._wait(list(self.starting), 1, START_TIMEOUT_S):
+                self._wait(list(self.starting), workers, START_GRACE_S)
+            for ref in self._wait(list(self.starting), workers, 0):
                 if not self._started(ref):
                     raise NgrenderError("a farm worker died while starting (see the Ray logs)")
+            if not self.workers:
+                raise NgrenderError(f"no farm worker started within {START_TIMEOUT_S:.0f} s: is a 'vulkan' "
+                                    "resource free on the cluster?")
         except BaseException:
             self.close()
             raise
         self.tile = self.info[self.workers[0]]["tile"]  # the same ngrender and options everywhere: one tile
+
+    def _wait(self, refs: list, n: int, timeout: float | None) -> list:
+        """ray.wait for ``n`` of ``refs`` (fewer when ``timeout`` runs out), in slices of a second so that a
+        signal (SIGTERM, Ctrl-C) is handled at once. Its exception, when raised while Ray's C code waited, comes
+        out wrapped in a SystemError: it is raised as itself, so the command unwinds as it does everywhere."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
+            try:
+                ready = self.ray.wait(refs, num_returns=n, timeout=left)[0]
+            except SystemError as exc:
+                if isinstance(exc.__context__, BaseException) and not isinstance(exc.__context__, Exception):
+                    raise exc.__context__ from None
+                raise
+            if len(ready) >= n or (deadline is not None and time.monotonic() >= deadline):
+                return ready
 
     def _start_worker(self) -> None:
         actor = self.actor_class.remote(self.model_ref, self.scene, self.device, self.options)
@@ -337,7 +363,7 @@ class Farm:
             if not self.workers and not self.starting:
                 raise NgrenderError("no farm worker is left to run the remaining tasks")
             refs = list(pending) + list(self.starting)
-            ready, _ = ray.wait(refs, num_returns=1, timeout=None if pending else START_TIMEOUT_S)
+            ready = self._wait(refs, 1, None if pending else START_TIMEOUT_S)
             if not ready:
                 raise NgrenderError(f"no farm worker started within {START_TIMEOUT_S:.0f} s: is a 'vulkan' resource "
                                     "free on the cluster?")

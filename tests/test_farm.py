@@ -154,6 +154,24 @@ def test_gigapixel_strips_through_ray_equal_one_process(cluster, tmp_path):
     assert farmed.read_bytes() == plain.read_bytes()
 
 
+def test_sigterm_mid_render_keeps_what_was_there(cluster, tmp_path):
+    """A kill while strips are coming in: one line, exit 143, the file that was at --out untouched, no
+    temporary file left, the workers stopped."""
+    out = tmp_path / "world.png"
+    out.write_bytes(b"the user's file")
+    proc = subprocess.Popen([sys.executable, "-m", "ngrender", "render", str(GIGAPIXEL), "--out", str(out),
+                             "--width", "4096", "--height", "4096", "--tile", "1024x64", "--ray", cluster.address,
+                             "--ray-actors", "2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".world.png.*.tmp")) and time.monotonic() < deadline:  # strips are arriving
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert (proc.returncode, stderr) == (143, "ngrender: terminated\n")
+    assert out.read_bytes() == b"the user's file" and sorted(tmp_path.iterdir()) == [out]
+
+
 def test_unreachable_address_is_one_line_within_seconds(tmp_path):
     start = time.monotonic()
     result = run_cli("render", GIGAPIXEL, "--out", tmp_path / "x.png", "--height", "2048", "--tile", "1024x1024",
