@@ -21,6 +21,7 @@ def test_roundtrip(model_factory, tmp_path, dtype):
     assert back.storage_dtype == dtype and back.extra == {"psnr_db": 30.0}
     for a, b in zip(model.grid + model.layers, back.grid + back.layers):
         np.testing.assert_array_equal(a, b)
+    assert model.to_bytes() == (tmp_path / "m.safetensors").read_bytes()  # what the render farm sends
 
 
 def test_instant_ngp_config_loads_unchanged(tmp_path):
