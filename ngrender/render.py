@@ -147,8 +147,8 @@ class Renderer:
         return image, stats
 
     def render_strip(self, width: int, height: int, y: int, view=None) -> tuple[np.ndarray, FrameStats]:
-        """The strip of tiles starting at row ``y`` (one of ``strip_rows(height, app.max_tile)``) as (rows, width, 3) uint8: the same
-        tiles, hence the same pixels, as the whole frame's rows there."""
+        """The strip of tiles starting at row ``y`` (one of ``strip_rows(height, app.max_tile)``) as
+        (rows, width, 3) uint8: the same tiles, hence the same pixels, as the whole frame's rows there."""
         if y not in dict(strip_rows(height, self.app.max_tile)):
             raise ValueError(f"row {y} does not start a strip of tiles of a {height}-row frame")
         view = view or self.app.default_view()
