@@ -274,8 +274,9 @@ def _render_on_ray(args: argparse.Namespace, out: Path) -> int:
         raise NgrenderError(f"a {width}x{height} frame is one strip of {tile[0]}x{tile[1]} tiles: nothing to spread "
                             "over Ray workers; render it without --ray, or split it with a smaller --tile")
     with cluster(args.ray or None, args.ray_actors) as workers, \
-            Farm(model, scene, min(workers, len(strip_rows(height, tile))), args.device, options) as farm:
-        stats = render_png(farm, out, _view_overrides(args), width, height)
+            Farm(model, scene, min(workers, len(strip_rows(height, tile))), args.device, options) as farm, \
+            Progress(height, "rows", "render", enabled=width * height >= LARGE_FRAME) as bar:
+        stats = render_png(farm, out, _view_overrides(args), width, height, progress=bar.update)
     print(f"{out}: {width}x{height}, {stats.summary('strips')}")
     return 0
 
@@ -348,6 +349,9 @@ def cmd_video(args: argparse.Namespace) -> int:
     from .camera_path import parse_frames
     from .video import FrameFolder, check_encoder, check_mp4_size, encode_mp4, render_frame
 
+    if args.ray_actors is not None and args.ray is None:
+        raise NgrenderError("--ray-actors is the number of Ray workers: add --ray [ADDRESS]")
+    farm_options = _farm_options(args) if args.ray is not None else None  # Ray missing: one line, before work
     film, folder = _video_outputs(args)
     scene, model, _, plan, width, height = _video_plan(args)
     indices = parse_frames(args.frames, plan.n_frames) if args.frames is not None else range(plan.n_frames)
@@ -358,7 +362,14 @@ def cmd_video(args: argparse.Namespace) -> int:
         frames.prepare(_frames_manifest(args, scene, width, height, plan), force=args.force)
         todo = frames.missing(indices)
         rendered = 0
-        if todo:
+        if todo and args.ray is not None:
+            from .farm import render_path_on_ray
+
+            with Progress(len(indices), "frames", "video", initial=len(indices) - len(todo)) as bar:
+                rendered = render_path_on_ray(args.ray or None, args.ray_actors, model, scene, plan, todo, width,
+                                              height, frames.path, args.device, farm_options,
+                                              {"mode": args.mode}, bar.update).tasks
+        elif todo:
             with _session(args, scene, model) as session, \
                     Progress(len(indices), "frames", "video", initial=len(indices) - len(todo)) as bar:
                 for index in todo:
@@ -668,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     _snapshot_args(p)
     _pipeline_args(p)
     _device_args(p)
+    _ray_args(p)
     p.set_defaults(func=cmd_video)
 
     p = sub.add_parser("import", help="an instant-ngp snapshot (.ingp / .msgpack) -> an ngrender model and scene")

@@ -113,6 +113,19 @@ def test_video_frames_on_ray_are_the_files_one_process_writes(cluster, path_fram
         assert (tmp_path / f"frame_{i:05d}.png").read_bytes() == path_frames[1][i]
 
 
+def test_video_with_ray_writes_the_frames_video_writes(cluster, tmp_path):
+    """`video --ray ADDRESS` against `video`: the same frame files (8 frames of the example path)."""
+    common = ["video", SDF, "--path", ROOT / "scenes" / "paths" / "orbit_base_cam.json", "--fps", "4",
+              "--seconds", "2", "--width", "48", "--height", "40"]
+    run_cli(*common, "--out", f"{tmp_path / 'plain'}/", check=True)
+    result = run_cli(*common, "--out", f"{tmp_path / 'farmed'}/", "--ray", cluster.address, check=True)
+    assert "rendered 8 frames" in result.stdout, result.stdout
+    plain = sorted((tmp_path / "plain").glob("frame_*.png"))
+    assert len(plain) == 8
+    for frame in plain:
+        assert (tmp_path / "farmed" / frame.name).read_bytes() == frame.read_bytes(), frame.name
+
+
 def test_a_node_removed_mid_run_loses_nothing(cluster, path_frames):
     """A second node joins with 1 'vulkan' unit; of 3 workers one runs there; the node is removed mid-run
     (its raylet killed, and with it its worker): its tasks finish on the head's workers."""
