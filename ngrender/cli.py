@@ -1,4 +1,4 @@
-"""Command line: ``ngrender render | video | view | info | bench | ngpc | data | train``
+"""Command line: ``ngrender render | video | mesh | view | info | bench | ngpc | data | train``
 (``python main.py ...`` is the same)."""
 from __future__ import annotations
 
@@ -422,6 +422,16 @@ def _frames_manifest(args: argparse.Namespace, scene, width: int, height: int, p
                          if k in ("pipeline", "mlp_dispatch", "encode_invocation", "ngpc_preset", "ngpc_set")}}
 
 
+def cmd_mesh(args: argparse.Namespace) -> int:
+    from .mesh import mesh_scene
+
+    _, summary = mesh_scene(args.scene, args.out, args.resolution, args.threshold, device=args.device,
+                            variant=args.variant, force=args.force, validation=args.validation,
+                            progress=lambda desc, total, unit: Progress(total, unit, desc))
+    print(summary)
+    return 0
+
+
 def _snapshot_options(args: argparse.Namespace) -> dict:
     return {"image_size": args.image_size, "volume_resolution": args.volume_resolution}
 
@@ -681,6 +691,19 @@ def build_parser() -> argparse.ArgumentParser:
     _device_args(p)
     _ray_args(p)
     p.set_defaults(func=cmd_video)
+
+    p = sub.add_parser("mesh", help="a 3D scene's surface as a triangle mesh (PLY, OBJ or GLB) by marching cubes")
+    p.add_argument("scene", help="sdf, nerf or volume scene JSON (e.g. scenes/sdf_bunny.json) or model")
+    p.add_argument("--out", required=True, help="output mesh: M.ply, M.obj or M.glb")
+    p.add_argument("--resolution", type=_positive, default=256,
+                   help="grid points per axis over the scene box, 16..1024 (default 256)")
+    p.add_argument("--threshold", type=float, help="the surface: SDF distance (default 0); NeRF density (default "
+                   "e^2.5 = 12.18, instant-ngp's thresh 2.5 on log density); volume density as rendered, the "
+                   "network's times the scene's density_scale (default 30: the head CT's bone)")
+    p.add_argument("--variant", choices=VARIANTS, help="kernel variant (default: the scene's)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    _device_args(p)
+    p.set_defaults(func=cmd_mesh)
 
     p = sub.add_parser("import", help="an instant-ngp snapshot (.ingp / .msgpack) -> an ngrender model and scene")
     p.add_argument("snapshot", help="instant-ngp snapshot, SNAPSHOT.ingp or SNAPSHOT.msgpack")

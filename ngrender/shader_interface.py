@@ -47,6 +47,8 @@ class Slot(IntEnum):
     UNIT_INPUTS = 15   # tests' unit kernel
     UNIT_OUTPUTS = 16
     ATLAS = 17         # viewer overlay: the ImGui font atlas (graphics pipelines: FRAME is the frame shown)
+    POINTS = 18        # field points kernel: positions and view directions
+    POINT_VALUES = 19  # field points kernel: the field's values there
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,10 @@ _BINDINGS = (
     Binding("atlas", Slot.ATLAS, SAMPLER, "sampler2D", doc="viewer overlay: ImGui font atlas"),
     Binding("inputs", Slot.UNIT_INPUTS, STORAGE, "uint[]", "Inputs", "readonly", doc="unit kernel inputs"),
     Binding("outputs", Slot.UNIT_OUTPUTS, STORAGE, "uint[]", "Outputs", "writeonly", doc="unit kernel outputs"),
+    Binding("points", Slot.POINTS, STORAGE, "float[]", "Points", "readonly",
+            doc="field points: x, y, z, then the view direction dx, dy, dz (NeRF colour)"),
+    Binding("point_values", Slot.POINT_VALUES, STORAGE, "float[]", "PointValues", "writeonly",
+            doc="field points: the value (grid), or value, r, g, b per point"),
 )
 BINDINGS: dict[str, Binding] = {b.name: b for b in _BINDINGS}
 
@@ -280,6 +286,12 @@ PUSH_BLOCKS: dict[str, PushBlock] = {b.name: b for b in (
                   _f("n_steps", "int"),
                   _f("mode", "int", "0 rgb, 1 depth, 2 opacity, 3 samples")), "the NeRF app's kernels"),
     PushBlock("unit", (_f("count", "uint", "invocations with work"),), "tests' unit kernel"),
+    PushBlock("points", (_f("origin", "vec3", "grid: position of grid point (0, 0, 0)"),
+                         _f("spacing", "float", "grid: distance between neighbouring grid points"),
+                         _f("grid", "ivec2", "grid: points per row (x), rows per plane (y)"),
+                         _f("first", "uint", "grid: index of this dispatch's first point, x fastest"),
+                         _f("count", "uint", "points in this dispatch")),
+              "the field points kernel (mesh export)"),
     PushBlock("overlay_frame", (_f("frame_size", "ivec2"), _f("target_size", "ivec2"),
                                 _f("gain", "float", "2^exposure")), "viewer: the frame over the target"),
     PushBlock("overlay_imgui", (_f("scale", "vec2", "pixels to clip space"), _f("translate", "vec2")),

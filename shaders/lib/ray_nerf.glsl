@@ -5,18 +5,8 @@
 // covering 2^c times the unit cube). Reference: reference/nerf.py, step for step.
 // Contract: see ray_sdf.glsl. The network result is (density-network out[0], r, g, b); a sample's xyz is
 // its position in the box mapped to [0,1]^3 (the network's input).
-#include "generated/bind_occupancy.glsl"
+#include "occupancy.glsl"
 
-#ifndef AABB_SCALE
-#define AABB_SCALE 1
-#endif
-#ifndef NERF_CASCADES
-#define NERF_CASCADES 1
-#endif
-#if AABB_SCALE > 1
-#define BOX_LO (0.5 - 0.5 * float(AABB_SCALE))
-#define BOX_HI (0.5 + 0.5 * float(AABB_SCALE))
-#endif
 const float MAX_CONE_DT = 1.7320508;  // float32(sqrt(3)): instant-ngp's largest cone step
 
 #include "generated/push_nerf.glsl"
@@ -37,22 +27,10 @@ float calc_dt(float t) {
     return clamp(t * pc.cone_angle, pc.dt, MAX_CONE_DT);
 }
 
-ivec3 occupancy_cell(vec3 p) {
-    return min(ivec3(clamp(p, 0.0, 1.0) * float(OCCUPANCY_RES)), ivec3(OCCUPANCY_RES - 1));
-}
-
-bool occupied(int mip, ivec3 cell) {
-    return texelFetch(occupancy, mip * OCCUPANCY_RES * OCCUPANCY_RES * OCCUPANCY_RES
-                                 + cell.x + OCCUPANCY_RES * (cell.y + OCCUPANCY_RES * cell.z)).r != 0u;
-}
-
 #if NERF_CASCADES > 1
 // instant-ngp's mip_from_dt: the finest cascade holding p, coarser when the step is large.
 int cascade_of(vec3 p, float dt) {
-    vec3 a = abs(p - 0.5);
-    int e;
-    frexp(max(a.x, max(a.y, a.z)), e);
-    int mip = clamp(e + 1, 0, NERF_CASCADES - 1);
+    int mip = cascade_at(p);
     float scaled = dt * float(2 * OCCUPANCY_RES);
     if (scaled >= 1.0) {
         int e2;
@@ -62,19 +40,6 @@ int cascade_of(vec3 p, float dt) {
     return mip;
 }
 #endif
-
-// p in cascade mip's unit cube and back (cascade 0 is the unit cube itself).
-vec3 to_cascade(vec3 p, int mip) {
-    if (mip == 0) return p;
-    precise vec3 q = (p - 0.5) * exp2(-float(mip)) + 0.5;
-    return q;
-}
-
-vec3 from_cascade(vec3 q, int mip) {
-    if (mip == 0) return q;
-    precise vec3 p = (q - 0.5) * exp2(float(mip)) + 0.5;
-    return p;
-}
 
 float cell_exit(ivec3 cell, vec3 p, vec3 d, float t, int mip) {
     vec3 bound = from_cascade((vec3(cell) + step(vec3(0.0), d)) / float(OCCUPANCY_RES), mip);
@@ -106,15 +71,6 @@ void locate(vec3 p, float t, out int mip, out ivec3 cell) {
 #else
     mip = 0;
     cell = occupancy_cell(p);
-#endif
-}
-
-vec3 network_position(vec3 p) {
-#if AABB_SCALE > 1
-    precise vec3 x = (p - BOX_LO) / float(AABB_SCALE);
-    return x;
-#else
-    return p;
 #endif
 }
 
