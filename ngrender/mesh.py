@@ -137,7 +137,7 @@ class SlabMesher:
             ids[on_seam[match]] = seam_ids[at[match]]
             fresh[on_seam[match]] = False
         ids[fresh] = np.arange(self.n_vertices, self.n_vertices + int(fresh.sum()), dtype=np.int64)
-        kept = verts[fresh].astype(np.float64)
+        kept = verts[fresh]
         kept[:, 2] += first_plane
         self.vertices.append(kept)
         self.faces.append(ids[faces])

@@ -21,6 +21,7 @@ COMPONENT_OF = {
     "ngrender.glslgen": "glsl", "ngrender.shaders": "glsl",
     "ngrender.shader_interface": "interface",  # the declared shader interface, a leaf like encoding
     "ngrender.__main__": "cli",
+    "ngrender.mesh_accuracy": "mesh",  # the Chamfer distance of an exported mesh to its source scan
 }
 
 # Component -> the components it may import (besides itself). Read it bottom-up: each row names only rows above.
@@ -46,7 +47,7 @@ ALLOWED = {
              "scene", "session"},
     "reports": {"base", "encoding", "interface", "scene", "session", "ngpc"},
     "farm": {"base", "model", "vk", "render", "scene", "session"},  # Ray workers, each holding a RenderSession
-    "mesh": {"base", "model", "vk", "apps", "scene", "session"},
+    "mesh": {"base", "model", "vk", "apps", "scene", "session", "data"},
     "viewer": {"base", "interface", "model", "glsl", "vk", "app_specs", "apps", "render", "scene", "session", "ngpc",
                "camera_path"},
     "cli": {"base", "encoding", "interface", "model", "glsl", "vk", "app_specs", "apps", "render", "scene", "session",

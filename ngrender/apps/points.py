@@ -21,8 +21,9 @@ from .field import FieldResources, choose_variant, shared_weight_bytes
 from .registry import app_spec
 
 FIELD_APPS = {"sdf": 0, "nerf": 1, "volume": 2}  # the shader's FIELD_APP
-# Points per dispatch: 2^21 / 64 = 32768 workgroups, under every device's group-count limit (65535).
-DISPATCH_POINTS = 1 << 21
+# Points per dispatch: 2^20 / 64 = 16384 workgroups, under every device's group-count limit (65535); the
+# points buffers (40 MiB) are host memory on a CPU driver.
+DISPATCH_POINTS = 1 << 20
 WORKGROUP = 64
 MAX_GRID_POINTS = 1 << 32  # grid point indices are 32-bit in the shader
 
