@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, NgrenderError
 from .fileio import atomic_output, check_output
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024  # grid points per axis; 1024^3 indices stay 32-bit in the kernel
@@ -300,7 +300,7 @@ def mesh_scene(source: str | Path, out: str | Path, resolution: int = DEFAULT_RE
             kernel_variant = points.variant
         messages = dev.take_messages()
         if messages:
-            raise ConfigError("Vulkan validation reported:\n" + "\n".join(messages[:5]))
+            raise NgrenderError("Vulkan validation reported:\n" + "\n".join(messages[:5]))
         name = dev.info.name
     write_mesh(out, mesh, file_type)
     seconds = time.perf_counter() - start
