@@ -57,6 +57,18 @@ def test_points_kernel_matches_the_reference(device, app, variant):
     assert not device.take_messages()
 
 
+def test_points_kernel_beyond_the_unit_cube(device):
+    """A NeRF of aabb_scale 4: points over its whole scene box, each looked up in the cascade holding it."""
+    from test_nerf_cascades import cascaded
+
+    model = cascaded(4)
+    with FieldPoints(device, model) as points:
+        got = points.grid((-1.5, -1.5, -1.5), 4.0 / 15, (16, 16, 16), 0, 16)
+    want, _ = field_at(model, grid_points((-1.5, -1.5, -1.5), 4.0 / 15, (16, 16, 16), 0, 16 ** 3))
+    np.testing.assert_allclose(got.ravel(), want, rtol=1e-5, atol=2e-5)
+    assert (want == -10000.0).mean() > 0.3 and (want > -10000.0).mean() > 0.1  # both kinds of cell, in cascades
+
+
 def test_slab_ranges_cover_every_cube_once():
     for resolution, planes in ((16, 2), (17, 5), (64, 64), (64, 1000), (100, 7)):
         ranges = slab_ranges(resolution, planes)
