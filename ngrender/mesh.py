@@ -10,7 +10,6 @@ occupancy grid), normals from the mesh, vertex colours from the colour network l
 volume at a density threshold with its colour. Written by trimesh, atomically."""
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import dataclass
@@ -124,12 +123,13 @@ class SlabMesher:
             self.seam = None  # no crossing edge anywhere in this slab, so none on its planes either
             return
         # (x, y, z) axes, so vertices come out as x, y, z; with the axes so ordered skimage's 'ascent' winds the
-        # triangles counter-clockwise seen from the lower values: outward for a solid of high values (tested)
+        # triangles counter-clockwise seen from the lower values: outward for a solid of high values (the tests
+        # check the volume's sign for both kinds)
         verts, faces, _, _ = marching_cubes(values.transpose(2, 1, 0), self.level,
                                             gradient_direction="ascent" if self.inside_above else "descent")
         ids = np.arange(self.n_vertices, self.n_vertices + len(verts), dtype=np.int64)
         fresh = np.ones(len(verts), bool)
-        if self.seam is not None and self.seam[0] == first_plane:
+        if self.seam is not None and self.seam[0] == first_plane and len(self.seam[1]):
             on_seam = np.nonzero(verts[:, 2] == 0)[0]
             keys, seam_ids = self.seam[1], self.seam[2]
             at = np.minimum(np.searchsorted(keys, _plane_keys(verts[on_seam])), len(keys) - 1)
@@ -206,11 +206,11 @@ def vertex_attributes(points, model, vertices: np.ndarray, faces: np.ndarray, sp
     chunk = 1 << 18
     if model.app == "sdf":
         h = np.float32(0.5 * spacing)
+        offsets = np.concatenate([np.eye(3, dtype=np.float32) * h, -np.eye(3, dtype=np.float32) * h])  # +-x, y, z
         normals = np.empty((n, 3), np.float32)
         with _bar(progress, "mesh: normals", n, "vertices") as bar:
             for start in range(0, n, chunk):
                 p = vertices[start:start + chunk]
-                offsets = np.concatenate([np.eye(3, dtype=np.float32) * h, -np.eye(3, dtype=np.float32) * h])
                 values, _ = points.at((p[None, :, :] + offsets[:, None, :]).reshape(-1, 3))
                 values = values.reshape(6, -1)
                 normals[start:start + chunk] = (values[:3] - values[3:]).T
