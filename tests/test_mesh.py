@@ -114,6 +114,18 @@ def test_slabs_weld_into_the_whole_grids_mesh(device):
     assert mesh.is_watertight and mesh.volume > 0
 
 
+def test_extract_mesh_in_slabs_equals_one_slab(device):
+    """The whole export path (sampling, meshing, normals, colours) with 11 slabs of 4 planes and with one."""
+    model = fitted("volume", "hash")
+    surface = isosurface("volume", 5.0)
+    with FieldPoints(device, model) as points:
+        one = extract_mesh(points, model, 32, surface)
+        slabs = extract_mesh(points, model, 32, surface, slab_points=32 * 32 * 4)
+    assert _same_mesh(one.vertices, one.faces, slabs.vertices, slabs.faces) and len(one.faces) > 500
+    order = np.lexsort(one.vertices.T), np.lexsort(slabs.vertices.T)
+    assert np.abs(one.colours[order[0]].astype(int) - slabs.colours[order[1]]).max() <= 1
+
+
 def test_sdf_bunny_against_the_scan(device):
     """Chamfer distance to the source scan (both in the unit cube as train/sdf.py places it) at 64^3; 256^3 is in
     docs/mesh.md. Network normals agree with the mesh's faces."""
