@@ -183,12 +183,12 @@ def extract_mesh(points, model, resolution: int, surface: Isosurface, slab_point
         for first, last in slab_ranges(resolution, slab_points // resolution ** 2):
             mesher.add(points.grid((lo, lo, lo), spacing, shape, first, last - first + 1), first)
             bar.update(last - first)
-    grid_vertices, faces = mesher.result()
-    value_range = (surface.user_value(mesher.lo), surface.user_value(mesher.hi))
-    if len(faces) == 0:
-        raise ConfigError(f"no surface at threshold {surface.threshold:g}: the {surface.units} is in "
-                          f"[{value_range[0]:.4g}, {value_range[1]:.4g}] on the grid; pick a --threshold inside "
-                          "that range")
+        grid_vertices, faces = mesher.result()
+        value_range = (surface.user_value(mesher.lo), surface.user_value(mesher.hi))
+        if len(faces) == 0:  # inside the bar: a failure's line is the last word, no final progress line
+            raise ConfigError(f"no surface at threshold {surface.threshold:g}: the {surface.units} is in "
+                              f"[{value_range[0]:.4g}, {value_range[1]:.4g}] on the grid; pick a --threshold "
+                              "inside that range")
     vertices = (lo + grid_vertices * spacing).astype(np.float32)
     normals, colours = vertex_attributes(points, model, vertices, faces, spacing, progress)
     return Mesh(vertices, faces, normals, colours, points.evaluations, value_range)

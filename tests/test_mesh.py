@@ -178,8 +178,10 @@ def test_cli_refuses_to_replace_without_force(tmp_path):
     out.write_bytes(b"precious")
     assert_one_error_line(run_cli("mesh", SDF_SCENE, "--out", out, "--resolution", "16"), "--force")
     assert out.read_bytes() == b"precious"
-    run_cli("mesh", SDF_SCENE, "--out", out, "--resolution", "16", "--force", check=True)
+    proc = run_cli("mesh", SDF_SCENE, "--out", out, "--resolution", "16", "--force", check=True)
     assert len(trimesh.load(out, process=False).faces) > 100
+    # not a terminal: the progress bars' final lines in the log
+    assert "mesh: sampling: 15/15 planes (100%)" in proc.stderr and "mesh: normals:" in proc.stderr
 
 
 def test_bad_input_is_one_line_and_destroys_nothing(tmp_path):
