@@ -29,8 +29,8 @@ fi
 stamp=.venv/.ngrender-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "ngrender setup: installing the package with extras [train,bench,ngpc,viewer,farm,mesh,dev] into .venv"
+    echo "ngrender setup: installing the package with extras [train,bench,ngpc,viewer,video,mesh,farm,dev] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e '.[train,bench,ngpc,viewer,farm,mesh,dev]'
+    .venv/bin/python -m pip install -q -e '.[train,bench,ngpc,viewer,video,mesh,farm,dev]'
     echo "$want" > "$stamp"
 fi
