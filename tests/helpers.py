@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
+    from ngrender.model import Model
     from ngrender.vk.device import DeviceInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,24 @@ def model_for(app: str, encoding: str, seed: int = 3):
 
 
 # -- data files -----------------------------------------------------------------------------------------------
+def cascaded(aabb_scale: int, side: int = 32, seed: int = 0) -> Model:
+    """The blobs NeRF stretched over a box of aabb_scale; occupancy: every cascade's cells occupied where the
+    source model's own grid is (cascade 0), plus random cells, so both kinds of skipping happen."""
+    import dataclasses
+
+    from ngrender.model import cascades_of, load_model
+
+    model = load_model(DATA / "nerf_blobs_hash.safetensors")
+    rng = np.random.default_rng(seed)
+    base = model.occupancy
+    k = side // base.shape[0] if side >= base.shape[0] else 1
+    base = base.repeat(k, 0).repeat(k, 1).repeat(k, 2)[:side, :side, :side]
+    levels = [base | (rng.random(base.shape) < 0.05)] + [
+        (rng.random((side,) * 3) < 0.25).astype(np.uint8) for _ in range(cascades_of(aabb_scale) - 1)]
+    occupancy = np.stack(levels) if aabb_scale > 1 else levels[0]
+    return dataclasses.replace(model, aabb_scale=aabb_scale, occupancy=occupancy.astype(np.uint8))
+
+
 def write_inv3(path: Path, hu: np.ndarray, spacing=(1.0, 1.0, 2.0)) -> Path:
     """An InVesalius project as the Debian package ships it: a gzip tarball with main.plist + matrix.dat."""
     meta = {"matrix": {"dtype": "int16", "filename": "matrix.dat", "shape": list(hu.shape)},

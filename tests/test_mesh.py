@@ -59,7 +59,7 @@ def test_points_kernel_matches_the_reference(device, app, variant):
 
 def test_points_kernel_beyond_the_unit_cube(device):
     """A NeRF of aabb_scale 4: points over its whole scene box, each looked up in the cascade holding it."""
-    from test_nerf_cascades import cascaded
+    from helpers import cascaded
 
     model = cascaded(4)
     with FieldPoints(device, model) as points:

@@ -11,27 +11,13 @@ import pytest
 
 from ngrender.camera import orbit
 from ngrender.errors import ConfigError
-from ngrender.model import Model, cascades_of, load_model
+from ngrender.model import load_model
 from ngrender.ngpc.arch import load_arch
 from ngrender.ngpc.wavefront import pipeline_options
 from ngrender.reference import nerf as nerf_ref
-from helpers import DATA, render
+from helpers import cascaded, render
 
 SIZE = (40, 30)
-
-
-def cascaded(aabb_scale: int, side: int = 32, seed: int = 0) -> Model:
-    """The blobs NeRF stretched over a box of aabb_scale; occupancy: every cascade's cells occupied where the
-    source model's own grid is (cascade 0), plus random cells, so both kinds of skipping happen."""
-    model = load_model(DATA / "nerf_blobs_hash.safetensors")
-    rng = np.random.default_rng(seed)
-    base = model.occupancy
-    k = side // base.shape[0] if side >= base.shape[0] else 1
-    base = base.repeat(k, 0).repeat(k, 1).repeat(k, 2)[:side, :side, :side]
-    levels = [base | (rng.random(base.shape) < 0.05)] + [
-        (rng.random((side,) * 3) < 0.25).astype(np.uint8) for _ in range(cascades_of(aabb_scale) - 1)]
-    occupancy = np.stack(levels) if aabb_scale > 1 else levels[0]
-    return dataclasses.replace(model, aabb_scale=aabb_scale, occupancy=occupancy.astype(np.uint8))
 
 
 def close(image: np.ndarray, want: np.ndarray) -> float:
