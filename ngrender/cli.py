@@ -145,6 +145,14 @@ def _path_timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=_seconds, help="length of the video (default: the path's, else 5)")
 
 
+def _session_args(p: argparse.ArgumentParser) -> None:
+    """What render and video share: how the scene is opened, rendered, on which device, on Ray or not."""
+    _snapshot_args(p)
+    _pipeline_args(p)
+    _device_args(p)
+    _ray_args(p)
+
+
 def _snapshot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=_size, help="instant-ngp image snapshots whose config leaves "
                    "per_level_scale out: the trained image's WIDTHxHEIGHT (a snapshot does not store it)")
@@ -665,10 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", help="camera path (as `video`): render its frame --frame I as a still")
     p.add_argument("--frame", type=_index, help="with --path: the frame's index, as `video` numbers it")
     _path_timing_args(p)
-    _snapshot_args(p)
-    _pipeline_args(p)
-    _device_args(p)
-    _ray_args(p)
+    _session_args(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("video", help="render a camera path to an H.264 MP4 or numbered PNGs (resumable)")
@@ -686,10 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clean", action="store_true", help="remove FILM.mp4.frames/ once the MP4 is written")
     p.add_argument("--force", action="store_true",
                    help="replace an existing MP4, and frames of another video in the frames folder")
-    _snapshot_args(p)
-    _pipeline_args(p)
-    _device_args(p)
-    _ray_args(p)
+    _session_args(p)
     p.set_defaults(func=cmd_video)
 
     p = sub.add_parser("mesh", help="a 3D scene's surface as a triangle mesh (PLY, OBJ or GLB) by marching cubes")
