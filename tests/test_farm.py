@@ -15,7 +15,7 @@ import pytest
 
 from helpers import ROOT, assert_one_error_line, run_cli
 
-ray = pytest.importorskip("ray")
+ray = pytest.importorskip("ray", reason="the render farm needs the [farm] extra (Ray); ./run.sh installs it")
 
 SDF = ROOT / "scenes" / "sdf_bunny.json"
 GIGAPIXEL = ROOT / "scenes" / "gigapixel.json"
