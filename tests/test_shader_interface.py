@@ -237,7 +237,7 @@ def test_activation_names_agree():
 
 
 def test_torch_sh_is_the_references():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="the PyTorch side needs the [train] extra; ./run.sh installs it")
     from ngrender.reference.nerf import sh_encode
     from ngrender.train.torch_field import torch_sh
 
