@@ -61,6 +61,13 @@ def _scale(text: str) -> float:
     return values[0]
 
 
+def _target_fps(text: str) -> float:
+    values = _numbers(text)
+    if len(values) != 1 or not 1.0 <= values[0] <= 1000.0:
+        raise argparse.ArgumentTypeError(f"target FPS {text!r} must be a number in 1..1000")
+    return values[0]
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -605,10 +612,24 @@ def cmd_view(args: argparse.Namespace) -> int:
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise NgrenderError(no_display_message())
+    if args.benchmark_json and args.benchmark is None:
+        raise NgrenderError("--benchmark-json needs --benchmark SECONDS")
+    if args.benchmark_json:
+        check_output(args.benchmark_json, force=True)
+    benchmark = args.benchmark is not None
     with Viewer(args.scene, size=args.size, device=args.device, validation=args.validation,
-                vsync=not args.no_vsync, pipeline=args.pipeline, resolution_scale=args.scale,
-                ngpc_preset=args.ngpc_preset or "NGPC-8", ngpc_overrides=_ngpc_overrides(args.ngpc_set)) as viewer:
-        viewer.run()
+                vsync=not (args.no_vsync or benchmark), pipeline=args.pipeline, resolution_scale=args.scale,
+                ngpc_preset=args.ngpc_preset or "NGPC-8", ngpc_overrides=_ngpc_overrides(args.ngpc_set),
+                dynamic=not args.no_dynamic, target_fps=args.target_fps, accumulate=args.accumulate) as viewer:
+        if not benchmark:
+            viewer.run()
+            return 0
+        from .viewer.benchmark import report_lines, run_benchmark
+
+        figures = run_benchmark(viewer, args.benchmark)
+    print("\n".join(report_lines(figures)))
+    if args.benchmark_json:
+        write_json(args.benchmark_json, figures)
     return 0
 
 
@@ -751,9 +772,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scene", help=SOURCE_HELP)
     p.add_argument("--size", type=_size, default=(960, 540), help="window size (default 960x540)")
     p.add_argument("--pipeline", choices=PIPELINES, default="fused", help="start with this pipeline")
-    p.add_argument("--scale", type=_scale, default=None,
-                   help="resolution scale (default 0.5 on CPU drivers, 1 on GPUs); the overlay can change it")
+    p.add_argument("--resolution-scale", "--scale", dest="scale", type=_scale, default=None,
+                   help="rest resolution as a share of the window's side (default 1): what a resting camera's frame "
+                        "is refined to; the overlay can change it")
+    p.add_argument("--no-dynamic", action="store_true",
+                   help="no dynamic resolution: every frame at the rest resolution (and no refinement)")
+    p.add_argument("--target-fps", type=_target_fps, default=None,
+                   help="dynamic resolution's target while the camera moves (default 15 on CPU drivers, 60 on GPUs)")
+    p.add_argument("--accumulate", type=_positive, default=1, metavar="N",
+                   help="at rest, average N frames of different jitter seeds (views with a seed: volume)")
     p.add_argument("--no-vsync", action="store_true", help="present without waiting for vertical sync")
+    p.add_argument("--benchmark", type=_seconds, default=None, metavar="SECONDS",
+                   help="fly a fixed orbit (GIA: pan and zoom) for SECONDS, rest until refined, print the frame "
+                        "times and exit (vsync off)")
+    p.add_argument("--benchmark-json", default=None, metavar="FILE", help="--benchmark's figures as JSON")
     _ngpc_arch_args(p)  # for the ngpc pipeline, at start or when picked in the panel
     _device_args(p)
     p.set_defaults(func=cmd_view)

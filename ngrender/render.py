@@ -158,6 +158,27 @@ class Renderer:
         stats.wall_ms = (time.perf_counter() - start) * 1e3
         return strip, stats
 
+    def render_region(self, width: int, height: int, origin: tuple[int, int], size: tuple[int, int], view=None,
+                      rgba: bool = False) -> tuple[np.ndarray, FrameStats]:
+        """The pixels [x, x + w) x [y, y + h) of the ``width`` x ``height`` frame, ``origin`` = (x, y) and ``size`` =
+        (w, h), as (h, w, 3) uint8 (``rgba``: (h, w, 4), the kernel's RGBA8 words). A pixel depends on its position
+        and the frame's size only, so these are exactly the whole frame's pixels there, whatever the region (the
+        viewer refines a frame region by region). FrameStats describe the region."""
+        check_frame_size(width, height)
+        (x, y), (w, h) = origin, size
+        if not (0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height):
+            raise ValueError(f"region {w}x{h} at ({x}, {y}) is not inside the {width}x{height} frame")
+        view = view or self.app.default_view()
+        stats = self._new_stats(w, h)
+        start = time.perf_counter()
+        image = np.empty((h, w, 4 if rgba else 3), dtype=np.uint8)
+        for (tx, ty), (tw, th) in tiles(w, h, self.app.max_tile):
+            self._dispatch(view, (width, height), (x + tx, y + ty), (tw, th), stats)
+            image[ty:ty + th, tx:tx + tw] = self.app.tile_rgba((tw, th)) if rgba else self.app.read_tile((tw, th))
+        self._finish(stats)
+        stats.wall_ms = (time.perf_counter() - start) * 1e3
+        return image, stats
+
     def render_to_png(self, path: str | Path, width: int, height: int, view=None,
                       progress: Callable[[int, int], None] | None = None,
                       check: Callable[[], None] | None = None) -> FrameStats:

@@ -170,8 +170,12 @@ class App(Owner):
         return TileWork(low + (high << 32))
 
     def read_tile(self, size: tuple[int, int]) -> np.ndarray:
+        return self.tile_rgba(size)[..., :3].copy()
+
+    def tile_rgba(self, size: tuple[int, int]) -> np.ndarray:
+        """The last tile's RGBA8 output as a view of the mapped buffer (valid until the next tile runs)."""
         w, h = size
-        return self.output.array(np.uint8, w * h * 4).reshape(h, w, 4)[..., :3].copy()
+        return self.output.array(np.uint8, w * h * 4).reshape(h, w, 4)
 
 
 def camera_push(camera: Camera) -> dict[str, tuple[float, float, float]]:

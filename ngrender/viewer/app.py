@@ -1,6 +1,10 @@
 """``ngrender view SCENE``: a glfw window (no client API) presenting through a Vulkan swapchain. Each frame is
 rendered by a RenderSession (the CLI's), uploaded to a storage buffer and drawn by the overlay pass together
-with the Dear ImGui panel (panel.py); files.py writes screenshots and cameras."""
+with the Dear ImGui panel (panel.py); files.py writes screenshots and cameras.
+
+While the camera moves, frames are rendered at a fraction of the window (dynamic resolution toward a target
+frame rate); once it rests, the full-resolution frame is refined tile by tile from the centre (refine.py),
+input polled between tiles; once refined, nothing is rendered until the view changes."""
 from __future__ import annotations
 
 import dataclasses
@@ -28,11 +32,31 @@ from .controls import ImageControls, OrbitControls
 from .imgui_frames import ImGuiFrames
 from .overlay import OverlayPass
 from .panel import MIN_SCALE, build_panel
+from .refine import Refinement
 
 FLY_STEP = 0.03         # cube units per key press
 EMA = 0.1               # weight of the newest frame in the frame-time average
 HISTORY = 120           # frames in the frame-time graph
 MOVING_S = 0.3          # the camera counts as moving this long after the last input
+MIN_DYNAMIC_SCALE = 1 / 16  # dynamic resolution's floor (of the window's side): NeRF on 2 CPU cores needs it
+IDLE_WAIT_S = 0.25      # a refined viewer wakes this often (or on input) to redraw the overlay
+STAGES = ("render", "compose", "upload", "imgui", "record+submit", "present")
+
+
+def default_target_fps(device: Device) -> float:
+    """Dynamic resolution's default target: 15 FPS on CPU drivers, 60 on GPUs."""
+    return 15.0 if device.info.is_cpu else 60.0
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable, exact image of a view (dataclasses, cameras' matrices): equal iff the views are equal."""
+    if dataclasses.is_dataclass(value):
+        return tuple((f.name, _frozen(getattr(value, f.name))) for f in dataclasses.fields(value))
+    if isinstance(value, np.ndarray):
+        return value.shape, value.dtype.str, value.tobytes()
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def no_display_message() -> str:
@@ -48,11 +72,16 @@ class Viewer(Owner):
     def _create(self, scene_path: str | Path, size: tuple[int, int] = (960, 540), device: str | int | None = None,
                 validation: bool | None = None, vsync: bool = True, pipeline: str = "fused",
                 resolution_scale: float | None = None, ngpc_preset: str = "NGPC-8",
-                ngpc_overrides: Mapping[str, Any] | None = None) -> None:
+                ngpc_overrides: Mapping[str, Any] | None = None, dynamic: bool = True,
+                target_fps: float | None = None, accumulate: int = 1) -> None:
         import glfw
 
         if resolution_scale is not None and not MIN_SCALE <= resolution_scale <= 1.0:
             raise ConfigError(f"resolution scale must be in [{MIN_SCALE}, 1], got {resolution_scale}")
+        if target_fps is not None and not 1.0 <= target_fps <= 1000.0:
+            raise ConfigError(f"target FPS must be in [1, 1000], got {target_fps}")
+        if not 1 <= accumulate <= 256:
+            raise ConfigError(f"accumulate must be 1..256 frames, got {accumulate}")
         self.glfw = glfw
         # the NGPC's preset and overrides apply whenever the ngpc pipeline runs (now or picked in the panel);
         # a bad one is an error before a window opens
@@ -72,12 +101,24 @@ class Viewer(Owner):
         self.render_device = self.own(Device(device, validation=validation))
         self.session = self.own(RenderSession(model, scene, device=self.render_device,
                                               **self._pipeline(pipeline, self.ngpc_preset)))
-        cpu = self.device.info.is_cpu
-        self.scale = self._user_scale = resolution_scale or (0.5 if cpu else 1.0)
-        self.dynamic, self.target_fps, self.exposure = False, 10.0 if cpu else 60.0, 0.0
+        self._user_scale = resolution_scale or 1.0  # the rest resolution: the full window by default
+        self.dynamic, self.accumulate, self.exposure = dynamic, accumulate, 0.0
+        self.target_fps = target_fps or default_target_fps(self.device)
+        # the moving frames' scale, carried from one motion to the next; it starts low on CPU drivers
+        self.dynamic_scale = 0.25 if self.device.info.is_cpu else 1.0
+        self.scale = self._user_scale  # of the frame shown
         self.show_overlay, self.last_input = True, 0.0
         self.ema_ms, self.history = None, np.zeros(HISTORY, np.float32)
-        self.stats = self.image = None
+        self.stats = None  # the last moving frame's
+        self.shown: np.ndarray | None = None  # the RGBA frame the frame buffer holds (what the window shows)
+        self.refinement: Refinement | None = None
+        self.state = "moving"  # of the frame shown: moving, refining, refined
+        self.generation = 0    # bumped when the app is replaced (scene, pipeline): a new view
+        self._shown_key = None
+        self._dirty_rows: tuple[int, int] | None = None  # rows of ``shown`` not uploaded yet
+        self._px_ms = self._overhead_ms = None  # dynamic resolution's model: render ms per pixel, the rest
+        self.stage_ms = dict.fromkeys(STAGES, 0.0)  # the last step's, per stage
+        self.frames_rendered = 0  # steps that rendered (a moving frame or refinement tiles)
         self.siblings = self._sibling_scenes()
         self.base_view = self.app.make_view(self.scene.view)
         self._reset_view()
@@ -161,6 +202,7 @@ class Viewer(Owner):
         """Show another scene of the same app; on an error (its model is for another app, it is over this
         device's limits) the viewer stays on the scene it shows."""
         self.session.switch_scene(path)
+        self.generation += 1
         self.base_view = self.app.make_view(self.scene.view)
         self._reset_view()
 
@@ -169,6 +211,7 @@ class Viewer(Owner):
             raise ConfigError(f"unknown pipeline {pipeline!r}")
         preset = preset or self.ngpc_preset
         self.session.reconfigure(**self._pipeline(pipeline, preset))
+        self.generation += 1
         self.ngpc_preset = preset
         self.base_view = self.app.make_view(self.scene.view)
 
@@ -179,13 +222,51 @@ class Viewer(Owner):
         return dataclasses.replace(self.base_view, camera=self.controls.camera())
 
     def render_size(self) -> tuple[int, int]:
+        """The rest resolution: the window times the resolution setting (what refinement reaches)."""
+        return self._scaled(self.user_scale)
+
+    def _scaled(self, scale: float) -> tuple[int, int]:
         w, h = self.swapchain.extent
-        return max(1, round(w * self.scale)), max(1, round(h * self.scale))
+        return max(1, round(w * scale)), max(1, round(h * scale))
+
+    def view_key(self):
+        """Everything that decides the rest frame's pixels: a change abandons a refinement."""
+        return (self.swapchain.extent, self.user_scale, self.generation, _frozen(self.view()))
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """The frame shown, without the overlay, as (height, width, 3) uint8."""
+        return None if self.shown is None else self.shown[..., :3]
+
+    @property
+    def refined(self) -> bool:
+        """The frame shown is the current view's complete rest frame (and its accumulation, when asked)."""
+        return self.state == "refined" and self._shown_key == self.view_key()
+
+    def progress(self) -> str:
+        """The overlay's refinement line: moving, refining 42%, accumulating 3/8, refined."""
+        if self.state == "refined":
+            return self.refinement.progress() if self.refinement is not None else "refined"
+        if time.perf_counter() - self.last_input < MOVING_S or self.refinement is None:
+            return "moving"
+        return self.refinement.progress()
 
     # -- one frame ---------------------------------------------------------------------------------------
+    def _has_work(self, now: float) -> bool:
+        if self._shown_key != self.view_key():
+            return True
+        return self.state == "refining" and now - self.last_input >= MOVING_S
+
     def step(self) -> bool:
+        """One frame: a moving frame when the view changed, refinement tiles when the camera rests, else (the
+        frame is complete) a wait for input of at most IDLE_WAIT_S and a redraw of the overlay only."""
         glfw = self.glfw
-        glfw.poll_events()
+        start = time.perf_counter()
+        if self.shown is None or self._has_work(start):
+            glfw.poll_events()
+        else:
+            resting = start - self.last_input
+            glfw.wait_events_timeout(IDLE_WAIT_S if resting >= MOVING_S else max(MOVING_S - resting, 1e-3))
         if glfw.window_should_close(self.window):
             return False
         fb = glfw.get_framebuffer_size(self.window)
@@ -196,22 +277,94 @@ class Viewer(Owner):
             self.resize(fb)
         now = time.perf_counter()
         dt, self._last_time = now - self._last_time, now
-        size = self.render_size()
-        self.image, self.stats = self.renderer.render(*size, self.view())
-        self._upload(self.image)
-        self._record_time(self.stats.wall_ms)
+        self.stage_ms = dict.fromkeys(STAGES, 0.0)
+        rendered = moving = False
+        key = self.view_key()
+        if key != self._shown_key:
+            self._moving_frame(key)
+            rendered = moving = True
+        elif self.state == "refining" and now - self.last_input >= MOVING_S:
+            self._refine(key)
+            rendered = True
+        upload = time.perf_counter()
+        self._upload()
+        self.stage_ms["upload"] = (time.perf_counter() - upload) * 1e3
+        if not self._draw(fb, dt):
+            return True
+        if rendered:
+            self.frames_rendered += 1
+            frame_ms = (time.perf_counter() - start) * 1e3
+            self._record_time(frame_ms)
+            if moving and self.dynamic:
+                self._adapt_resolution(frame_ms)
+        return True
+
+    def _moving_frame(self, key) -> None:
+        """The whole frame at the moving scale (dynamic resolution), or at the rest resolution without it."""
+        self.refinement = None
+        self.scale = self.dynamic_scale if self.dynamic else self.user_scale
+        self.scale = min(self.scale, self.user_scale)
+        size = self._scaled(self.scale)
+        begin = time.perf_counter()
+        rgba, self.stats = self.renderer.render_region(*size, (0, 0), size, self.view(), rgba=True)
+        self.stage_ms["render"] = (time.perf_counter() - begin) * 1e3
+        self.shown, self._shown_key, self._dirty_rows = rgba, key, (0, size[1])
+        # already the rest frame (no dynamic resolution, or it reached the setting): refined unless accumulating
+        self.refinement = Refinement(key, self.view(), self.render_size(), rgba, self.accumulate)
+        self.state = "refined" if self.refinement.done else "refining"
+
+    def _refine(self, key) -> None:
+        """Refinement tiles until the frame time's budget is spent (at least one), input polled between them;
+        a change of the view abandons the refinement (the next frame is a moving one)."""
+        glfw, refinement = self.glfw, self.refinement
+        budget_ms = 1e3 / self.target_fps - (self._overhead_ms or 0.0)
+        budget_ms = max(budget_ms, 0.3e3 / self.target_fps)
+        begin = time.perf_counter()
+        render_ms = compose_ms = 0.0
+        if self.shown is not refinement.shown:  # the first tiles: the moving frame scaled up under them
+            self.shown, self._dirty_rows = refinement.shown, (0, refinement.size[1])
+            self.scale = self.user_scale
+        while not refinement.done:
+            view, origin, size = refinement.next_tile()
+            t0 = time.perf_counter()
+            rgba, _ = self.renderer.render_region(*refinement.size, origin, size, view, rgba=True)
+            t1 = time.perf_counter()
+            rows = refinement.paste(rgba)
+            self._dirty_rows = rows if self._dirty_rows is None else (min(self._dirty_rows[0], rows[0]),
+                                                                      max(self._dirty_rows[1], rows[1]))
+            render_ms += (t1 - t0) * 1e3
+            compose_ms += (time.perf_counter() - t1) * 1e3
+            if refinement.done or (time.perf_counter() - begin) * 1e3 >= budget_ms:
+                break
+            glfw.poll_events()
+            if glfw.window_should_close(self.window) or glfw.get_framebuffer_size(self.window) != \
+                    self.swapchain.extent or self.view_key() != key:
+                break  # abandoned: the caller draws what is there, the next step renders a moving frame
+        self.stage_ms["render"], self.stage_ms["compose"] = render_ms, compose_ms
+        if refinement.done:
+            self.state = "refined"
+
+    def _draw(self, fb, dt: float) -> bool:
+        """The overlay pass over the frame buffer, presented; False when the swapchain had to be recreated."""
+        t0 = time.perf_counter()
         lists = self.gui.frame(lambda: build_panel(self), dt) if self.show_overlay else None
+        t1 = time.perf_counter()
         index = self.swapchain.acquire(self.semaphores[0])
         if index is None:
             self.resize(fb)
-            return True
+            return False
         framebuffer = self.swapchain.framebuffers[index]
         gain = 2.0 ** self.exposure
+        size = (self.shown.shape[1], self.shown.shape[0])
         self.device.submit(lambda cmd: self.overlay.record(cmd, framebuffer, self.frame_buffer, size, gain, lists),
                            wait=self.semaphores[0].handle, signal=self.semaphores[1].handle)
-        if not self.swapchain.present(index, self.semaphores[1]):
+        t2 = time.perf_counter()
+        presented = self.swapchain.present(index, self.semaphores[1])
+        t3 = time.perf_counter()
+        self.stage_ms.update({"imgui": (t1 - t0) * 1e3, "record+submit": (t2 - t1) * 1e3,
+                              "present": (t3 - t2) * 1e3})
+        if not presented:
             self.resize(fb)
-        self._adapt_resolution()
         return True
 
     def run(self) -> None:
@@ -226,16 +379,21 @@ class Viewer(Owner):
     def set_vsync(self, on: bool) -> None:
         self.swapchain.recreate(self.swapchain.extent, on)
 
-    def _upload(self, image: np.ndarray) -> None:
-        h, w, _ = image.shape
-        rgba = np.empty((h, w, 4), np.uint8)
-        rgba[..., :3], rgba[..., 3] = image, 255
-        if self.frame_buffer is None or self.frame_buffer.size < rgba.nbytes:
+    def _upload(self) -> None:
+        """The rows of the shown frame that changed since the last upload (none: nothing is copied)."""
+        if self._dirty_rows is None:
+            return
+        h, w, _ = self.shown.shape
+        if self.frame_buffer is None or self.frame_buffer.size < self.shown.nbytes:
             if self.frame_buffer is not None:
                 self.device.wait_idle()
             self._release_frame_buffer()
-            self.frame_buffer = Buffer(self.device, max(rgba.nbytes, 4 * 1920 * 1080), host=True)
-        self.frame_buffer.write(rgba)
+            self.frame_buffer = Buffer(self.device, max(self.shown.nbytes, 4 * 1920 * 1080), host=True)
+            y0, y1 = 0, h
+        else:
+            y0, y1 = self._dirty_rows
+        self.frame_buffer.write(self.shown[y0:y1], offset=y0 * w * 4)
+        self._dirty_rows = None
 
     def _release_frame_buffer(self) -> None:
         if self.frame_buffer is not None:
@@ -247,25 +405,34 @@ class Viewer(Owner):
         self.history = np.roll(self.history, -1)
         self.history[-1] = ms
 
-    def _adapt_resolution(self) -> None:
-        """Dynamic resolution: while the camera moves, scale the frame toward the target frame time; when it
-        stops, render at the full resolution-scale setting again."""
-        if not self.dynamic:
-            return
-        moving = time.perf_counter() - self.last_input < MOVING_S
-        if not moving:
-            self.scale = self.user_scale
-            return
+    def _adapt_resolution(self, frame_ms: float) -> None:
+        """Dynamic resolution: the next moving frame's scale from a model of the last ones (render time
+        proportional to the pixels, plus a fixed rest of the frame), toward the target frame time. A step changes
+        the scale by at most 4x down and 2x up, so one slow frame (a shader compile) does not send it to the
+        floor and the model converges in a few frames."""
+        pixels = self.stats.width * self.stats.height
+        render_ms = self.stage_ms["render"]
+        px_ms, overhead = render_ms / max(pixels, 1), max(frame_ms - render_ms, 0.0)
+        self._px_ms = px_ms if self._px_ms is None else 0.5 * (self._px_ms + px_ms)
+        self._overhead_ms = overhead if self._overhead_ms is None else 0.5 * (self._overhead_ms + overhead)
         target_ms = 1e3 / self.target_fps
-        k = float(np.clip((target_ms / max(self.stats.wall_ms, 1e-3)) ** 0.5, 0.5, 1.5))
-        self.scale = float(np.clip(self.scale * k, MIN_SCALE, self.user_scale))
+        available = max(target_ms - self._overhead_ms, 0.25 * target_ms)
+        w, h = self.swapchain.extent
+        want = (available / max(self._px_ms, 1e-9) / (w * h)) ** 0.5
+        want = float(np.clip(want, 0.25 * self.scale, 2.0 * self.scale))
+        self.dynamic_scale = float(np.clip(want, MIN_DYNAMIC_SCALE, 1.0))
 
     @property
     def user_scale(self) -> float:
         return self._user_scale
 
     def set_user_scale(self, value: float) -> None:
-        self._user_scale = self.scale = value
+        self._user_scale = value
+
+    def set_accumulate(self, frames: int) -> None:
+        """Accumulate this many jittered frames at rest (views with a seed); a new value refines again."""
+        self.accumulate = frames
+        self.generation += 1
 
     def messages(self) -> list[str]:
         """Validation messages of both devices since the last call."""

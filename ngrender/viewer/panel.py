@@ -1,5 +1,6 @@
-"""The viewer's Dear ImGui panel: frame time and its graph, the GPU breakdown, the NGPC projection, and the
-controls (mode, model, pipeline, NGPC preset, resolution, exposure, vsync, screenshot)."""
+"""The viewer's Dear ImGui panel: frame time and its graph, the GPU breakdown, the NGPC projection, the frame's
+resolution and refinement progress, and the controls (mode, model, pipeline, NGPC preset, resolution, dynamic
+resolution and its target, accumulation, exposure, vsync, screenshot)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,6 +10,7 @@ from typing import Callable
 from ..apps.base import PIPELINES
 from ..errors import NgrenderError
 from ..ngpc.arch import presets
+from .refine import has_seed
 
 MIN_SCALE = 0.1
 
@@ -19,8 +21,8 @@ def build_panel(viewer) -> None:
     imgui.set_next_window_pos((8, 8), imgui.Cond_.first_use_ever.value)
     imgui.set_next_window_bg_alpha(0.85)
     imgui.begin("ngrender", None, imgui.WindowFlags_.always_auto_resize.value)
-    fps = 1e3 / max(viewer.ema_ms, 1e-6)
-    imgui.text(f"{viewer.ema_ms:.1f} ms/frame (EMA), {fps:.1f} FPS")
+    ema = viewer.ema_ms if viewer.ema_ms is not None else 0.0  # None until the first frame is drawn
+    imgui.text(f"{ema:.1f} ms/frame (EMA), {1e3 / max(ema, 1e-6):.1f} FPS")
     imgui.plot_lines("##frame ms", viewer.history, graph_size=(240, 40), scale_min=0.0)
     classes = s.class_ms()
     if s.pipeline == "fused":
@@ -34,10 +36,21 @@ def build_panel(viewer) -> None:
         imgui.text("NGPC projection: choose the ngpc pipeline")
     w, h = s.width, s.height
     per = "samples/pixel" if s.pipeline != "fused" else "rays/pixel"
-    imgui.text(f"{w}x{h} ({viewer.scale:.0%}), {s.samples / (w * h):.2f} {per}")
+    imgui.text(f"moving frame: {s.samples / (w * h):.2f} {per}")
+    imgui.text(f"{resolution_line(viewer)}, {viewer.progress()}")
     if imgui.collapsing_header("controls"):
         _build_controls(viewer)
     imgui.end()
+
+
+def resolution_line(viewer) -> str:
+    """The frame shown: its size, its share of the window's side and how it was made, e.g.
+    ``480x270 (50%, dynamic)``."""
+    if viewer.shown is None:
+        return "no frame yet"
+    h, w = viewer.shown.shape[:2]
+    kind = "dynamic" if viewer.dynamic and viewer.state != "refined" and viewer.scale < viewer.user_scale else "rest"
+    return f"{w}x{h} ({w / viewer.swapchain.extent[0]:.0%}, {kind})"
 
 
 def _build_controls(viewer) -> None:
@@ -66,6 +79,10 @@ def _build_controls(viewer) -> None:
     _, viewer.dynamic = imgui.checkbox("dynamic resolution", viewer.dynamic)
     if viewer.dynamic:
         _, viewer.target_fps = imgui.slider_float("target FPS", viewer.target_fps, 1.0, 120.0)
+    if has_seed(viewer.base_view):
+        changed, value = imgui.slider_int("accumulate", viewer.accumulate, 1, 32)
+        if changed:
+            viewer.set_accumulate(value)
     _, viewer.exposure = imgui.slider_float("exposure", viewer.exposure, -4.0, 4.0)
     changed, vsync = imgui.checkbox("vsync", viewer.swapchain.vsync)
     if changed:
