@@ -39,6 +39,8 @@ EMA = 0.1               # weight of the newest frame in the frame-time average
 HISTORY = 120           # frames in the frame-time graph
 MOVING_S = 0.3          # the camera counts as moving this long after the last input
 MIN_DYNAMIC_SCALE = 1 / 16  # dynamic resolution's floor (of the window's side): NeRF on 2 CPU cores needs it
+COARSEN = (1, 2, 4, 8)  # march-step divisors of a moving frame when even the floor misses the target (3D apps)
+MIN_MOVING_STEPS = 32   # never coarser than this many steps along the cube's diagonal
 IDLE_WAIT_S = 0.25      # a refined viewer wakes this often (or on input) to redraw the overlay
 STAGES = ("render", "compose", "upload", "imgui", "record+submit", "present")
 
@@ -117,6 +119,8 @@ class Viewer(Owner):
         self._shown_key = None
         self._dirty_rows: tuple[int, int] | None = None  # rows of ``shown`` not uploaded yet
         self._px_ms = self._overhead_ms = None  # dynamic resolution's model: render ms per pixel, the rest
+        self.coarsen = 1  # moving frames march with n_steps / coarsen (views with n_steps; never at rest)
+        self.moving_divisor = 1.0  # n_steps of the view / of the last moving frame
         self.stage_ms = dict.fromkeys(STAGES, 0.0)  # the last step's, per stage
         self.frames_rendered = 0  # steps that rendered (a moving frame or refinement tiles)
         self.siblings = self._sibling_scenes()
@@ -306,12 +310,24 @@ class Viewer(Owner):
         self.scale = min(self.scale, self.user_scale)
         size = self._scaled(self.scale)
         begin = time.perf_counter()
-        rgba, self.stats = self.renderer.render_region(*size, (0, 0), size, self.view(), rgba=True)
+        view = self.view()
+        moving_view = self._coarsened(view) if self.dynamic else view
+        self.moving_divisor = view.n_steps / moving_view.n_steps if moving_view is not view else 1.0
+        rgba, self.stats = self.renderer.render_region(*size, (0, 0), size, moving_view, rgba=True)
         self.stage_ms["render"] = (time.perf_counter() - begin) * 1e3
         self.shown, self._shown_key, self._dirty_rows = rgba, key, (0, size[1])
         # already the rest frame (no dynamic resolution, or it reached the setting): refined unless accumulating
-        self.refinement = Refinement(key, self.view(), self.render_size(), rgba, self.accumulate)
+        self.refinement = Refinement(key, view, self.render_size(), rgba, self.accumulate,
+                                     exact=moving_view is view)
         self.state = "refined" if self.refinement.done else "refining"
+
+    def _coarsened(self, view):
+        """The moving frame's view: fewer march steps when dynamic resolution asked for it (the 3D apps' n_steps;
+        what it costs a frame is roughly proportional to them)."""
+        steps = getattr(view, "n_steps", None)
+        if self.coarsen == 1 or not isinstance(steps, int) or steps <= MIN_MOVING_STEPS:
+            return view
+        return dataclasses.replace(view, n_steps=max(steps // self.coarsen, MIN_MOVING_STEPS))
 
     def _refine(self, key) -> None:
         """Refinement tiles until the frame time's budget is spent (at least one), input polled between them;
@@ -409,16 +425,22 @@ class Viewer(Owner):
         """Dynamic resolution: the next moving frame's scale from a model of the last ones (render time
         proportional to the pixels, plus a fixed rest of the frame), toward the target frame time. A step changes
         the scale by at most 4x down and 2x up, so one slow frame (a shader compile) does not send it to the
-        floor and the model converges in a few frames."""
+        floor and the model converges in a few frames. When even the floor (MIN_DYNAMIC_SCALE) would miss the
+        target, moving frames of the 3D apps also march with fewer steps (COARSEN); at rest never."""
         pixels = self.stats.width * self.stats.height
         render_ms = self.stage_ms["render"]
-        px_ms, overhead = render_ms / max(pixels, 1), max(frame_ms - render_ms, 0.0)
+        # per pixel at full march steps, estimated as proportional to the steps
+        px_ms, overhead = render_ms / max(pixels, 1) * self.coarsen, max(frame_ms - render_ms, 0.0)
         self._px_ms = px_ms if self._px_ms is None else 0.5 * (self._px_ms + px_ms)
         self._overhead_ms = overhead if self._overhead_ms is None else 0.5 * (self._overhead_ms + overhead)
         target_ms = 1e3 / self.target_fps
         available = max(target_ms - self._overhead_ms, 0.25 * target_ms)
         w, h = self.swapchain.extent
-        want = (available / max(self._px_ms, 1e-9) / (w * h)) ** 0.5
+        coarsen = COARSEN if isinstance(getattr(self.base_view, "n_steps", None), int) else (1,)
+        for self.coarsen in coarsen:  # the finest march whose frame reaches the target above the floor
+            want = (available * self.coarsen / max(self._px_ms, 1e-9) / (w * h)) ** 0.5
+            if want >= MIN_DYNAMIC_SCALE:
+                break
         want = float(np.clip(want, 0.25 * self.scale, 2.0 * self.scale))
         self.dynamic_scale = float(np.clip(want, MIN_DYNAMIC_SCALE, 1.0))
 

@@ -47,7 +47,7 @@ def run_benchmark(viewer: Viewer, seconds: float, give_up_s: float = GIVE_UP_S) 
     for i in range(WARMUP_FRAMES):
         _move(viewer, -0.1 * (WARMUP_FRAMES - i), home)
         _step(viewer)
-    frame_ms, scales, stages = [], [], {name: [] for name in STAGES}
+    frame_ms, scales, divisors, stages = [], [], [], {name: [] for name in STAGES}
     start = time.perf_counter()
     while (now := time.perf_counter()) - start < seconds:
         _move(viewer, now - start, home)
@@ -55,6 +55,7 @@ def run_benchmark(viewer: Viewer, seconds: float, give_up_s: float = GIVE_UP_S) 
         _step(viewer)
         frame_ms.append((time.perf_counter() - before) * 1e3)
         scales.append(viewer.scale)
+        divisors.append(viewer.moving_divisor)
         for name in STAGES:
             stages[name].append(viewer.stage_ms[name])
     moving_s = time.perf_counter() - start
@@ -76,6 +77,7 @@ def run_benchmark(viewer: Viewer, seconds: float, give_up_s: float = GIVE_UP_S) 
         "median_ms": float(np.median(frame_ms)) if frame_ms else None,
         "p90_ms": float(np.percentile(frame_ms, 90)) if frame_ms else None,
         "mean_resolution_factor": float(np.mean(scales)) if scales else None,
+        "mean_step_divisor": float(np.mean(divisors)) if divisors else None,
         "rest_size": [rest_w, rest_h], "refined": refined, "refine_s": refine_s if refined else None,
         "refine_steps": steps, "refine_render_ms": render_ms, "moving_wait_s": MOVING_S,
         "give_up_s": give_up_s,
@@ -93,7 +95,8 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
     if f["frames"]:
         lines.append(f"moving {f['moving_s']:.1f} s: {f['frames']} frames, {f['fps_moving']:.1f} FPS, frame time "
                      f"median {f['median_ms']:.1f} ms, p90 {f['p90_ms']:.1f} ms, mean resolution factor "
-                     f"{f['mean_resolution_factor']:.3f}")
+                     f"{f['mean_resolution_factor']:.3f}" + (f", march steps / {f['mean_step_divisor']:.2f} on average"
+                                                            if f["mean_step_divisor"] > 1 else ""))
     else:
         lines.append(f"moving {f['moving_s']:.1f} s: no frame completed")
     rest_w, rest_h = f["rest_size"]

@@ -44,16 +44,18 @@ def has_seed(view: Any) -> bool:
 
 class Refinement:
     """The refinement of one view at ``size`` (width, height) from ``start``, the last moving frame (RGBA):
-    pass 0 renders the frame itself (skipped when ``start`` is already that frame); passes 1..N-1 (``passes`` = N,
+    pass 0 renders the frame itself (skipped when ``start`` is already that frame: ``exact`` and of that size,
+    not a moving frame of fewer march steps); passes 1..N-1 (``passes`` = N,
     only for views with a seed) render it again with seeds seed+1.. and show the running mean. ``shown`` is the
     RGBA frame on screen, changed in place; ``next_tile`` / ``paste`` advance it."""
 
-    def __init__(self, key: Any, view: Any, size: tuple[int, int], start: np.ndarray, passes: int = 1) -> None:
+    def __init__(self, key: Any, view: Any, size: tuple[int, int], start: np.ndarray, passes: int = 1,
+                 exact: bool = True) -> None:
         self.key, self.view, self.size = key, view, size
         self.tiles = centre_out_tiles(*size)
         self.passes = passes if has_seed(view) else 1
         self.tile_index = 0
-        if start.shape[:2] == size[::-1]:  # the moving frame is the full-resolution frame: pass 0 is done
+        if exact and start.shape[:2] == size[::-1]:  # the moving frame is the rest frame: pass 0 is done
             self.shown, self.pass_index = start, 1
         else:
             self.shown, self.pass_index = np.ascontiguousarray(upscale_nearest(start, *size)), 0
