@@ -1,9 +1,13 @@
-"""The viewer: the overlay pass headless over a known frame, then the real window under Xvfb (started here) —
-frames that are the scene, the overlay drawn over them, synthetic input, toggles, resize, files, and a clean
-close (no validation message, no live Vulkan object)."""
+"""The viewer: the overlay pass headless over a known frame, the dynamic-resolution controller and the
+refinement's bookkeeping without a window, then the real window under Xvfb (started here) — frames that are the
+scene, the overlay drawn over them, synthetic input, toggles, resize, files, refinement at rest to exactly the
+`render` image, its abandonment on motion, no rendering once refined, `--benchmark` — and a clean close (no
+validation message, no live Vulkan object)."""
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,8 @@ from PIL import Image
 from ngrender.apps import create_app
 from ngrender.render import Renderer
 from ngrender.viewer.controls import ImageControls, OrbitControls
+from ngrender.viewer.dynamic import COARSEN, MIN_DYNAMIC_SCALE, DynamicResolution
+from ngrender.viewer.refine import REFINE_TILE, Refinement, centre_out_tiles, upscale_nearest
 from ngrender.viewer.overlay import OverlayPass
 from ngrender.vk.present import OffscreenTarget
 from ngrender.vk.resources import Buffer
@@ -139,7 +145,7 @@ def test_viewer_window(xvfb, tmp_path, capsys):
     data = json.loads((ROOT / "scenes" / "standin" / "sdf_torus_hash.json").read_text())
     data["model"] = str((ROOT / "scenes" / "standin" / data["model"]).resolve())
     scene.write_text(json.dumps(data))
-    with Viewer(scene, size=(480, 300), validation=True, resolution_scale=1.0) as v:
+    with Viewer(scene, size=(480, 300), validation=True, resolution_scale=1.0, dynamic=False) as v:
         assert v.step() and v.step()
         shown = grab_window(v.window)
         want = offscreen_render(v)
@@ -197,7 +203,7 @@ def test_viewer_window(xvfb, tmp_path, capsys):
         v.step()
         assert v.stats.ngpc_ms is not None and v.ngpc_preset == "NGPC-16"
         v.base_view = type(v.base_view)(**{**v.base_view.__dict__, "mode": "normals"})
-        v.scale = 0.5
+        v.set_user_scale(0.5)
         v.step()
         assert v.stats.width == 240 and v.image.shape == (150, 240, 3)
 
@@ -222,7 +228,7 @@ def test_a_failed_scene_switch_leaves_the_viewer_on_its_scene(xvfb, tmp_path, ca
     scene, wrong = tmp_path / "sdf.json", tmp_path / "sdf_wrong_model.json"
     scene.write_text(json.dumps(data))
     wrong.write_text(json.dumps({**data, "model": str(ROOT / "assets" / "gigapixel_hash.safetensors")}))
-    with Viewer(scene, size=(320, 200), validation=True, resolution_scale=0.25) as v:
+    with Viewer(scene, size=(320, 200), validation=True, resolution_scale=0.25, dynamic=False) as v:
         assert v.step()
         before, app = v.image.copy(), v.app
         assert wrong in v.siblings  # offered by the panel's model list (the scene file says sdf)
@@ -289,3 +295,231 @@ def test_viewer_gigapixel_path_keyframes(xvfb, tmp_path):
         path = load_camera_path(base_cam, "gigapixel", image_aspect=image_aspect_of(v.scene))
         assert path.view_at(0.0, 256, 128)["window"] == pytest.approx(windows[0], abs=1e-12)
         assert path.view_at(1.0, 256, 128)["window"] == pytest.approx(windows[1], abs=1e-12)
+
+
+# -- dynamic resolution and refinement ------------------------------------------------------------------------
+
+def test_dynamic_resolution_converges_to_the_target_and_holds():
+    """Synthetic frames: render time proportional to the pixels (and march steps) plus a fixed rest. The scale
+    reaches the target frame time within a few frames, holds it, stops at the floor and the rest resolution, and
+    coarsens the march only when even the floor misses the target."""
+    window = 960 * 540
+
+    def fly(per_px_ms, rest_ms, fps, frames=12, can_coarsen=False, limit=1.0, start=0.25):
+        dyn, times = DynamicResolution(start), []
+        for _ in range(frames):
+            pixels = round(dyn.scale * 960) * round(dyn.scale * 540)
+            render = per_px_ms * pixels / dyn.coarsen
+            times.append(render + rest_ms)
+            dyn.update(render + rest_ms, render, pixels, window, fps, can_coarsen, limit)
+        return dyn, times
+
+    dyn, times = fly(2e-4, 8.0, 15.0)   # 100 ms for the whole window's render at 2e-4 ms/pixel
+    assert times[-1] == pytest.approx(1e3 / 15, rel=0.05) and times[4] == pytest.approx(1e3 / 15, rel=0.05)
+    assert max(times[4:]) / min(times[4:]) < 1.05                             # holds: no hunting
+    dyn, _ = fly(5e-2, 8.0, 15.0)                                             # too slow even at the floor
+    assert dyn.scale == MIN_DYNAMIC_SCALE and dyn.coarsen == 1
+    dyn, times = fly(5e-2, 8.0, 15.0, can_coarsen=True)                       # a 3D app: fewer march steps
+    assert dyn.coarsen in COARSEN[1:] and times[-1] <= 1e3 / 15 * 1.05
+    dyn, _ = fly(1e-6, 1.0, 15.0, limit=0.5)                                  # fast: the rest resolution caps it
+    assert dyn.scale == pytest.approx(1.0) and dyn.coarsen == 1
+    dyn, _ = fly(2e-4, 8.0, 15.0, frames=1, start=0.5)                        # one slow frame: at most 4x down
+    dyn.update(5000.0, 4990.0, 480 * 270, window, 15.0)
+    assert dyn.scale >= 0.25 * 0.5 * 0.99
+
+
+def test_refinement_goes_centre_out_and_accumulates_the_running_mean():
+    tiles = centre_out_tiles(200, 130, REFINE_TILE)
+    assert sorted(tiles) == sorted(((x, y), (min(64, 200 - x), min(64, 130 - y)))
+                                   for y in range(0, 130, 64) for x in range(0, 200, 64))
+    (x, y), (w, h) = tiles[0]
+    assert x <= 100 < x + w and y <= 65 < y + h                                # the centre first
+    small = np.arange(5 * 7 * 4, dtype=np.uint8).reshape(5, 7, 4)
+    up = upscale_nearest(small, 20, 13)
+    assert up.shape == (13, 20, 4) and np.array_equal(up[12, 19], small[4, 6]) and np.array_equal(up[0, 0], small[0, 0])
+    assert np.array_equal(upscale_nearest(small, 14, 10), np.repeat(np.repeat(small, 2, 0), 2, 1))
+
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Seeded:
+        seed: int = 0
+
+    ref = Refinement("key", Seeded(), (130, 70), small, passes=3)
+    assert ref.shown.shape == (70, 130, 4) and ref.progress() == "refining 0%"
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (70, 130, 4), dtype=np.uint8) for _ in range(3)]
+    seeds = []
+    while not ref.done:
+        view, (x, y), (w, h) = ref.next_tile()
+        seeds.append(view.seed)
+        ref.paste(frames[view.seed][y:y + h, x:x + w])
+        if ref.pass_index == 1 and ref.tile_index == 0:
+            assert ref.refined and np.array_equal(ref.shown, frames[0])       # pass 0: the frame itself
+    n = len(centre_out_tiles(130, 70))
+    assert seeds == [0] * n + [1] * n + [2] * n
+    mean = np.rint(np.mean([f[..., :3].astype(np.float32) for f in frames], axis=0)).astype(np.uint8)
+    assert np.array_equal(ref.shown[..., :3], mean) and ref.progress() == "accumulated 3/3"
+    exact = Refinement("key", Seeded(), (7, 5), small, passes=1)              # the moving frame was the rest frame
+    assert exact.done and exact.shown is small
+    assert not Refinement("key", Seeded(), (7, 5), small, exact=False).done   # a coarser march: refine it
+
+
+def test_render_region_is_the_frame_there(device):
+    """A pixel depends on its position and the frame size only: any region equals the whole frame's pixels."""
+    from helpers import fitted
+
+    for app_name, variant in (("sdf", "baked"), ("nerf", "buffered")):
+        app = create_app(device, fitted(app_name, "hash"), variant, max_tile=(24, 16))
+        renderer = Renderer(device, app)
+        try:
+            whole, _ = renderer.render(50, 38)
+            for origin, size in (((0, 0), (50, 38)), ((13, 7), (29, 21)), ((49, 37), (1, 1)), ((40, 0), (10, 38))):
+                part, stats = renderer.render_region(50, 38, origin, size, rgba=True)
+                (x, y), (w, h) = origin, size
+                assert np.array_equal(part[..., :3], whole[y:y + h, x:x + w]) and (stats.width, stats.height) == size
+            with pytest.raises(ValueError, match="not inside"):
+                renderer.render_region(50, 38, (40, 0), (11, 38))
+        finally:
+            renderer.destroy()
+            app.destroy()
+
+
+def _standin_scene(tmp_path, name="sdf_torus_hash.json") -> Path:
+    """A copy of a stand-in scene whose model path is absolute (the tests write cameras into it)."""
+    data = json.loads((ROOT / "scenes" / "standin" / name).read_text())
+    data["model"] = str((ROOT / "scenes" / "standin" / data["model"]).resolve())
+    scene = tmp_path / name
+    scene.write_text(json.dumps(data))
+    return scene
+
+
+def _drag(v, x=120, y=60, dx=15):
+    """A left drag (an orbit); the panel must be hidden or not yet drawn, or ImGui takes it."""
+    v.on_cursor(v.window, x, y)
+    v.on_mouse_button(v.window, glfw.MOUSE_BUTTON_LEFT, glfw.PRESS, 0)
+    v.on_cursor(v.window, x + dx, y + 3)
+    v.on_mouse_button(v.window, glfw.MOUSE_BUTTON_LEFT, glfw.RELEASE, 0)
+
+
+def _rest(v):
+    """As if the last input was MOVING_S ago."""
+    from ngrender.viewer.app import MOVING_S
+
+    v.last_input = min(v.last_input, time.perf_counter() - MOVING_S)
+
+
+def test_a_rested_camera_refines_to_exactly_the_render_image(xvfb, tmp_path):
+    """Defaults: dynamic resolution on, rest resolution 1. Moving frames are a fraction of the 160x120 window;
+    at rest the frame is refined tile by tile to exactly Renderer.render's image of the view, and to the file
+    `ngrender render` writes for the saved camera; the window shows it."""
+    from ngrender.viewer.app import Viewer
+    from ngrender.viewer.x11 import grab_window
+
+    scene = _standin_scene(tmp_path)
+    with Viewer(scene, size=(160, 120), validation=True, target_fps=1000) as v:  # 1000: the floor, tile per step
+        assert v.dynamic and v.user_scale == 1.0 and v.render_size() == (160, 120)
+        _drag(v)
+        assert v.step() and v.state == "refining" and v.progress() == "moving"
+        assert v.stats.width < 160 and v.image.shape == (v.stats.height, v.stats.width, 3)
+        _rest(v)
+        progress = []
+        for _ in range(50):
+            assert v.step()
+            progress.append(v.progress())
+            if v.refined:
+                break
+        tiles = len(centre_out_tiles(160, 120))
+        assert v.refined and progress[-1] == "refined" and len(progress) == tiles   # one 64x64 tile per step
+        assert progress[0] == f"refining {1 / tiles:.0%}"
+        want = offscreen_render(v)
+        assert np.array_equal(v.image, want)
+        v.on_key(v.window, glfw.KEY_TAB, 0, glfw.PRESS, 0)                    # overlay off: the frame alone
+        assert v.step() and np.array_equal(grab_window(v.window), want)
+        v.on_key(v.window, glfw.KEY_C, 0, glfw.PRESS, 0)                      # the camera into the scene copy
+        assert v.refined and v.messages() == []
+    out = tmp_path / "render.png"
+    run_cli("render", scene, "--out", out, "--width", 160, "--height", 120, check=True)
+    assert np.array_equal(np.asarray(Image.open(out)), want)
+
+
+def test_motion_abandons_the_refinement(xvfb, tmp_path):
+    """A drag between refinement steps: the next frame is a moving one at the dynamic scale. A drag arriving
+    while tiles are rendered (input is polled between tiles) stops the step after that tile."""
+    from ngrender.viewer.app import Viewer
+
+    with Viewer(_standin_scene(tmp_path), size=(160, 120), validation=True, target_fps=1000) as v:
+        v.on_key(v.window, glfw.KEY_TAB, 0, glfw.PRESS, 0)  # no panel: ImGui would take the drags in so small a window
+        assert v.step()
+        _rest(v)
+        assert v.step() and v.step()
+        partial = v.refinement
+        assert v.state == "refining" and partial.tile_index == 2 and v.image.shape == (120, 160, 3)
+        _drag(v)
+        scale = v.dynamic_scale
+        assert v.step()
+        w, h = round(160 * scale), round(120 * scale)
+        assert v.refinement is not partial and v.progress() == "moving" and scale < 1
+        assert (v.stats.width, v.stats.height) == (w, h) and v.image.shape == (h, w, 3)
+
+        _rest(v)                                                                # now within one step
+        v.target_fps = 1.0                                                      # a budget for every tile
+        tiles_rendered = []
+        render_region = v.renderer.render_region
+
+        def render_and_drag(*args, **kwargs):
+            tiles_rendered.append(args[2])
+            if len(tiles_rendered) == 2:
+                _drag(v, dx=-10)  # what glfw delivers from the poll after this tile
+            return render_region(*args, **kwargs)
+
+        v.renderer.render_region = render_and_drag
+        assert v.step()
+        assert len(tiles_rendered) == 2 and v.refinement.tile_index == 2 and not v.refined
+        v.target_fps = 1000.0
+        assert v.step() and len(tiles_rendered) == 3 and tiles_rendered[-1] == (0, 0)  # a moving frame
+        assert v.progress() == "moving" and v.stats.width < 160
+        assert v.messages() == []
+
+
+def test_a_refined_viewer_renders_nothing(xvfb, tmp_path):
+    from ngrender.viewer.app import Viewer
+
+    with Viewer(_standin_scene(tmp_path), size=(160, 120), validation=True) as v:
+        for _ in range(20):
+            assert v.step()
+            _rest(v)
+            if v.refined:
+                break
+        assert v.refined
+        calls = []
+        render_region, render = v.renderer.render_region, v.renderer.render
+        v.renderer.render_region = lambda *a, **k: calls.append(a) or render_region(*a, **k)
+        v.renderer.render = lambda *a, **k: calls.append(a) or render(*a, **k)
+        frames = v.frames_rendered
+        for _ in range(4):
+            assert v.step()                                    # waits for input (IDLE_WAIT_S at most), redraws
+        assert calls == [] and v.frames_rendered == frames
+        v.controls.zoom(1)                                                    # a change: one moving frame
+        assert v.step() and len(calls) == 1 and v.frames_rendered == frames + 1
+        assert v.messages() == []
+
+
+def test_view_benchmark_prints_its_figures(xvfb, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_cli("view", _standin_scene(tmp_path), "--size", "160x120", "--benchmark", 1, "--benchmark-json", out,
+                   env={"DISPLAY": xvfb}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4, proc.stdout
+    assert lines[0].startswith("benchmark: ") and "160x120 window" in lines[0] and "toward 15 FPS" in lines[0]
+    assert re.match(r"moving 1\.\d s: \d+ frames, [\d.]+ FPS, frame time median [\d.]+ ms, p90 ", lines[1]), lines[1]
+    assert lines[2].startswith("refined to 160x120 ") and lines[3].startswith("stages while moving")
+    figures = json.loads(out.read_text())
+    assert figures["frames"] > 0 and figures["refined"] and figures["refine_s"] > 0
+    assert 0 < figures["median_ms"] <= figures["p90_ms"]
+    assert MIN_DYNAMIC_SCALE <= figures["mean_resolution_factor"] <= 1
+    assert figures["fps_moving"] == pytest.approx(figures["frames"] / figures["moving_s"])
+    assert set(figures["stages_ms"]) == {"render", "compose", "upload", "imgui", "record+submit", "present"}
+    proc = run_cli("view", _standin_scene(tmp_path), "--benchmark-json", out)
+    assert proc.returncode == 2 and proc.stderr.startswith("ngrender: error: --benchmark-json needs --benchmark")

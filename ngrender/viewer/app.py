@@ -31,6 +31,7 @@ from . import files
 from .controls import ImageControls, OrbitControls
 from .imgui_frames import ImGuiFrames
 from .overlay import OverlayPass
+from .dynamic import DynamicResolution
 from .panel import MIN_SCALE, build_panel
 from .refine import Refinement
 
@@ -38,8 +39,6 @@ FLY_STEP = 0.03         # cube units per key press
 EMA = 0.1               # weight of the newest frame in the frame-time average
 HISTORY = 120           # frames in the frame-time graph
 MOVING_S = 0.3          # the camera counts as moving this long after the last input
-MIN_DYNAMIC_SCALE = 1 / 16  # dynamic resolution's floor (of the window's side): NeRF on 2 CPU cores needs it
-COARSEN = (1, 2, 4, 8)  # march-step divisors of a moving frame when even the floor misses the target (3D apps)
 MIN_MOVING_STEPS = 32   # never coarser than this many steps along the cube's diagonal
 IDLE_WAIT_S = 0.25      # a refined viewer wakes this often (or on input) to redraw the overlay
 STAGES = ("render", "compose", "upload", "imgui", "record+submit", "present")
@@ -107,7 +106,7 @@ class Viewer(Owner):
         self.dynamic, self.accumulate, self.exposure = dynamic, accumulate, 0.0
         self.target_fps = target_fps or default_target_fps(self.device)
         # the moving frames' scale, carried from one motion to the next; it starts low on CPU drivers
-        self.dynamic_scale = 0.25 if self.device.info.is_cpu else 1.0
+        self.dynamic_resolution = DynamicResolution(0.25 if self.device.info.is_cpu else 1.0)
         self.scale = self._user_scale  # of the frame shown
         self.show_overlay, self.last_input = True, 0.0
         self.ema_ms, self.history = None, np.zeros(HISTORY, np.float32)
@@ -118,8 +117,6 @@ class Viewer(Owner):
         self.generation = 0    # bumped when the app is replaced (scene, pipeline): a new view
         self._shown_key = None
         self._dirty_rows: tuple[int, int] | None = None  # rows of ``shown`` not uploaded yet
-        self._px_ms = self._overhead_ms = None  # dynamic resolution's model: render ms per pixel, the rest
-        self.coarsen = 1  # moving frames march with n_steps / coarsen (views with n_steps; never at rest)
         self.moving_divisor = 1.0  # n_steps of the view / of the last moving frame
         self.stage_ms = dict.fromkeys(STAGES, 0.0)  # the last step's, per stage
         self.frames_rendered = 0  # steps that rendered (a moving frame or refinement tiles)
@@ -300,7 +297,10 @@ class Viewer(Owner):
             frame_ms = (time.perf_counter() - start) * 1e3
             self._record_time(frame_ms)
             if moving and self.dynamic:
-                self._adapt_resolution(frame_ms)
+                w, h = self.swapchain.extent
+                marches = isinstance(getattr(self.base_view, "n_steps", None), int)
+                self.dynamic_resolution.update(frame_ms, self.stage_ms["render"], self.stats.width * self.stats.height,
+                                               w * h, self.target_fps, can_coarsen=marches, limit=self.user_scale)
         return True
 
     def _moving_frame(self, key) -> None:
@@ -325,15 +325,16 @@ class Viewer(Owner):
         """The moving frame's view: fewer march steps when dynamic resolution asked for it (the 3D apps' n_steps;
         what it costs a frame is roughly proportional to them)."""
         steps = getattr(view, "n_steps", None)
-        if self.coarsen == 1 or not isinstance(steps, int) or steps <= MIN_MOVING_STEPS:
+        coarsen = self.dynamic_resolution.coarsen
+        if coarsen == 1 or not isinstance(steps, int) or steps <= MIN_MOVING_STEPS:
             return view
-        return dataclasses.replace(view, n_steps=max(steps // self.coarsen, MIN_MOVING_STEPS))
+        return dataclasses.replace(view, n_steps=max(steps // coarsen, MIN_MOVING_STEPS))
 
     def _refine(self, key) -> None:
         """Refinement tiles until the frame time's budget is spent (at least one), input polled between them;
         a change of the view abandons the refinement (the next frame is a moving one)."""
         glfw, refinement = self.glfw, self.refinement
-        budget_ms = 1e3 / self.target_fps - (self._overhead_ms or 0.0)
+        budget_ms = 1e3 / self.target_fps - self.dynamic_resolution.overhead
         budget_ms = max(budget_ms, 0.3e3 / self.target_fps)
         begin = time.perf_counter()
         render_ms = compose_ms = 0.0
@@ -421,28 +422,10 @@ class Viewer(Owner):
         self.history = np.roll(self.history, -1)
         self.history[-1] = ms
 
-    def _adapt_resolution(self, frame_ms: float) -> None:
-        """Dynamic resolution: the next moving frame's scale from a model of the last ones (render time
-        proportional to the pixels, plus a fixed rest of the frame), toward the target frame time. A step changes
-        the scale by at most 4x down and 2x up, so one slow frame (a shader compile) does not send it to the
-        floor and the model converges in a few frames. When even the floor (MIN_DYNAMIC_SCALE) would miss the
-        target, moving frames of the 3D apps also march with fewer steps (COARSEN); at rest never."""
-        pixels = self.stats.width * self.stats.height
-        render_ms = self.stage_ms["render"]
-        # per pixel at full march steps, estimated as proportional to the steps
-        px_ms, overhead = render_ms / max(pixels, 1) * self.coarsen, max(frame_ms - render_ms, 0.0)
-        self._px_ms = px_ms if self._px_ms is None else 0.5 * (self._px_ms + px_ms)
-        self._overhead_ms = overhead if self._overhead_ms is None else 0.5 * (self._overhead_ms + overhead)
-        target_ms = 1e3 / self.target_fps
-        available = max(target_ms - self._overhead_ms, 0.25 * target_ms)
-        w, h = self.swapchain.extent
-        coarsen = COARSEN if isinstance(getattr(self.base_view, "n_steps", None), int) else (1,)
-        for self.coarsen in coarsen:  # the finest march whose frame reaches the target above the floor
-            want = (available * self.coarsen / max(self._px_ms, 1e-9) / (w * h)) ** 0.5
-            if want >= MIN_DYNAMIC_SCALE:
-                break
-        want = float(np.clip(want, 0.25 * self.scale, 2.0 * self.scale))
-        self.dynamic_scale = float(np.clip(want, MIN_DYNAMIC_SCALE, 1.0))
+    @property
+    def dynamic_scale(self) -> float:
+        """The next moving frame's scale (dynamic.py)."""
+        return self.dynamic_resolution.scale
 
     @property
     def user_scale(self) -> float:
