@@ -5,6 +5,7 @@ scene, the overlay drawn over them, synthetic input, toggles, resize, files, ref
 validation message, no live Vulkan object)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -523,3 +524,35 @@ def test_view_benchmark_prints_its_figures(xvfb, tmp_path):
     assert set(figures["stages_ms"]) == {"render", "compose", "upload", "imgui", "record+submit", "present"}
     proc = run_cli("view", _standin_scene(tmp_path), "--benchmark-json", out)
     assert proc.returncode == 2 and proc.stderr.startswith("ngrender: error: --benchmark-json needs --benchmark")
+
+
+def test_accumulation_shows_the_mean_of_the_seeds(xvfb, tmp_path):
+    """--accumulate 3 on a volume (its view's seed jitters the march's start): once refined, the frame is the
+    rounded float32 mean of the renders of seeds 0, 1 and 2."""
+    from ngrender.apps.views import VolumeView
+    from ngrender.viewer.app import Viewer
+    from ngrender.viewer.refine import has_seed
+
+    if not has_seed(VolumeView()):
+        pytest.skip("the volume view has no seed field yet: it comes with part Q of issue 16 (branch i16-quality); "
+                    "rebase onto main once it has landed")
+    with Viewer(_standin_scene(tmp_path, "volume_cloud_hash.json"), size=(96, 72), validation=True,
+                accumulate=3) as v:
+        progress = set()
+        for _ in range(100):
+            assert v.step()
+            _rest(v)
+            progress.add(v.progress())
+            if v.refined:
+                break
+        assert v.refined and v.progress() == "accumulated 3/3" and "accumulating 2/3" in progress
+        app = create_app(v.render_device, v.model, "baked")
+        renderer = Renderer(v.render_device, app)
+        try:
+            frames = [renderer.render(96, 72, dataclasses.replace(v.view(), seed=s))[0] for s in range(3)]
+        finally:
+            renderer.destroy()
+            app.destroy()
+        assert not np.array_equal(frames[0], frames[1])                        # the seeds jitter differently
+        mean = np.rint(np.mean(np.stack(frames).astype(np.float32), axis=0)).astype(np.uint8)
+        assert np.array_equal(v.image, mean) and v.messages() == []

@@ -112,6 +112,7 @@ class Viewer(Owner):
         self.ema_ms, self.history = None, np.zeros(HISTORY, np.float32)
         self.stats = None  # the last moving frame's
         self.shown: np.ndarray | None = None  # the RGBA frame the frame buffer holds (what the window shows)
+        self.moving_frame: np.ndarray | None = None  # the last moving frame (RGBA)
         self.refinement: Refinement | None = None
         self.state = "moving"  # of the frame shown: moving, refining, refined
         self.generation = 0    # bumped when the app is replaced (scene, pipeline): a new view
@@ -282,7 +283,7 @@ class Viewer(Owner):
         rendered = moving = False
         key = self.view_key()
         if key != self._shown_key:
-            self._moving_frame(key)
+            self._render_moving_frame(key)
             rendered = moving = True
         elif self.state == "refining" and now - self.last_input >= MOVING_S:
             self._refine(key)
@@ -303,7 +304,7 @@ class Viewer(Owner):
                                                w * h, self.target_fps, can_coarsen=marches, limit=self.user_scale)
         return True
 
-    def _moving_frame(self, key) -> None:
+    def _render_moving_frame(self, key) -> None:
         """The whole frame at the moving scale (dynamic resolution), or at the rest resolution without it."""
         self.refinement = None
         self.scale = self.dynamic_scale if self.dynamic else self.user_scale
@@ -315,7 +316,8 @@ class Viewer(Owner):
         self.moving_divisor = view.n_steps / moving_view.n_steps if moving_view is not view else 1.0
         rgba, self.stats = self.renderer.render_region(*size, (0, 0), size, moving_view, rgba=True)
         self.stage_ms["render"] = (time.perf_counter() - begin) * 1e3
-        self.shown, self._shown_key, self._dirty_rows = rgba, key, (0, size[1])
+        self.shown = self.moving_frame = rgba
+        self._shown_key, self._dirty_rows = key, (0, size[1])
         # already the rest frame (no dynamic resolution, or it reached the setting): refined unless accumulating
         self.refinement = Refinement(key, view, self.render_size(), rgba, self.accumulate,
                                      exact=moving_view is view)

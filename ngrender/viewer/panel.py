@@ -49,7 +49,10 @@ def resolution_line(viewer) -> str:
     if viewer.shown is None:
         return "no frame yet"
     h, w = viewer.shown.shape[:2]
-    kind = "dynamic" if viewer.dynamic and viewer.state != "refined" and viewer.scale < viewer.user_scale else "rest"
+    if viewer.shown is viewer.moving_frame and viewer.dynamic:
+        kind = "dynamic" if viewer.moving_divisor == 1 else f"dynamic, march steps / {viewer.moving_divisor:g}"
+    else:
+        kind = "rest"
     return f"{w}x{h} ({w / viewer.swapchain.extent[0]:.0%}, {kind})"
 
 
