@@ -415,6 +415,7 @@ def test_a_rested_camera_refines_to_exactly_the_render_image(xvfb, tmp_path):
     at rest the frame is refined tile by tile to exactly Renderer.render's image of the view, and to the file
     `ngrender render` writes for the saved camera; the window shows it."""
     from ngrender.viewer.app import Viewer
+    from ngrender.viewer.panel import resolution_line
     from ngrender.viewer.x11 import grab_window
 
     scene = _standin_scene(tmp_path)
@@ -423,6 +424,8 @@ def test_a_rested_camera_refines_to_exactly_the_render_image(xvfb, tmp_path):
         _drag(v)
         assert v.step() and v.state == "refining" and v.progress() == "moving"
         assert v.stats.width < 160 and v.image.shape == (v.stats.height, v.stats.width, 3)
+        w, h = v.stats.width, v.stats.height
+        assert resolution_line(v) == f"{w}x{h} ({w / 160:.0%}, dynamic)"       # the overlay's line
         _rest(v)
         progress = []
         for _ in range(50):
@@ -434,7 +437,7 @@ def test_a_rested_camera_refines_to_exactly_the_render_image(xvfb, tmp_path):
         assert v.refined and progress[-1] == "refined" and len(progress) == tiles   # one 64x64 tile per step
         assert progress[0] == f"refining {1 / tiles:.0%}"
         want = offscreen_render(v)
-        assert np.array_equal(v.image, want)
+        assert np.array_equal(v.image, want) and resolution_line(v) == "160x120 (100%, rest)"
         v.on_key(v.window, glfw.KEY_TAB, 0, glfw.PRESS, 0)                    # overlay off: the frame alone
         assert v.step() and np.array_equal(grab_window(v.window), want)
         v.on_key(v.window, glfw.KEY_C, 0, glfw.PRESS, 0)                      # the camera into the scene copy
