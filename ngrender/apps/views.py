@@ -62,6 +62,9 @@ class VolumeView:
     density_scale: float = 1.0
     min_transmittance: float = 0.01
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # first sample at t_near + u dt: u a hash of (pixel, seed) in [0, 1) (banding becomes fine noise), else 1/2
+    jitter: bool = True
+    seed: int = 0  # accumulating frames of seeds 0..N-1 averages the noise away
 
     @property
     def dt(self) -> np.float32:
