@@ -52,8 +52,8 @@ class SdfView:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # ambient occlusion: sdf at ao_samples points i * ao_step along the normal (i = 1..ao_samples); 0: off
     ao_samples: int = 5
-    ao_step: float = 0.015
-    ao_strength: float = 1.0
+    ao_step: float = 0.02
+    ao_strength: float = 1.5
 
     @property
     def ao_scale(self) -> np.float32:
