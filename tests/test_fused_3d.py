@@ -58,7 +58,7 @@ def test_fused_equals_reference(device, app, encoding, variant):
     assert steps.max() > 1 and stats.kernel_ms[f"fused/{app}"] > 0
 
 
-@pytest.mark.parametrize("app, mode", [("sdf", "normals"), ("sdf", "depth"), ("sdf", "steps"),
+@pytest.mark.parametrize("app, mode", [("sdf", "normals"), ("sdf", "depth"), ("sdf", "steps"), ("sdf", "ao"),
                                        ("volume", "opacity"), ("volume", "steps"), ("nerf", "depth"),
                                        ("nerf", "opacity"), ("nerf", "samples")])
 def test_render_modes_equal_reference(device, app, mode):
@@ -88,6 +88,51 @@ def test_volume_early_termination_and_background(device):
     centre = (slice(14, 22), slice(20, 28))
     assert steps[centre].mean() < steps_light[centre].mean()  # opaque rays stop early
     assert image[0, 0, 2] == 255  # empty corner shows the blue background
+
+
+def _lowbias32(x: int) -> int:
+    """Wellons' lowbias32 in plain Python integers: an independent check of the reference's uint32 arrays."""
+    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = ((x ^ (x >> shift)) * multiplier) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def test_volume_jitter(device):
+    """The jittered start is a hash of the frame pixel and the seed: the reference equals the hash written out
+    here, the kernel equals the reference with jitter on (two seeds) and off, and on / off / seeds differ."""
+    from ngrender.reference.camera import pixel_jitter
+
+    u = pixel_jitter(5, 3, 7)
+    for y, x in ((0, 0), (1, 4), (2, 3)):
+        h = _lowbias32((x + _lowbias32((y + _lowbias32(7)) & 0xFFFFFFFF)) & 0xFFFFFFFF)
+        assert u[y * 5 + x] == np.float32((h >> 8) / 2.0 ** 24)
+    assert 0.0 <= pixel_jitter(64, 64, 0).min() and pixel_jitter(64, 64, 0).max() < 1.0
+    model = fitted("volume", "hash")
+    images = {}
+    for name, settings in (("off", {"jitter": False}), ("seed 0", {}), ("seed 1", {"seed": 1})):
+        images[name], _, view = render(device, model, "baked", (48, 36), settings=settings, tile=(32, 16))
+        assert_matches_reference(images[name], volume_ref.render(model, 48, 36, view)[0])
+    assert not np.array_equal(images["off"], images["seed 0"])
+    assert not np.array_equal(images["seed 0"], images["seed 1"])
+
+
+def test_sdf_ambient_occlusion(device):
+    """Occlusion samples along the normal darken creases only, the ao mode shows them, ao_samples 0 is the plain
+    shading, and each hit's extra evaluations are counted."""
+    model = fitted("sdf", "hash")
+    off, stats_off, view_off = render(device, model, "baked", (48, 40), settings={"ao_samples": 0})
+    on, stats_on, view_on = render(device, model, "baked", (48, 40))
+    ao, _, view_ao = render(device, model, "baked", (48, 40), settings={"mode": "ao", "ao_strength": 3.0})
+    want_off, evals_off = sdf_ref.render(model, 48, 40, view_off)
+    want_on, evals_on = sdf_ref.render(model, 48, 40, view_on)
+    assert_matches_reference(off, want_off)
+    assert_matches_reference(on, want_on)
+    assert_matches_reference(ao, sdf_ref.render(model, 48, 40, view_ao)[0])
+    assert (on.astype(int) <= off.astype(int) + 1).all() and (on.astype(int) < off.astype(int) - 8).any()
+    assert ao.min() < 200  # some occlusion on the torus
+    hits = int((evals_on - evals_off).sum()) // view_on.ao_samples
+    assert hits > 100 and stats_on.samples - stats_off.samples == hits * view_on.ao_samples
+    assert stats_on.samples == int(evals_on.sum())
 
 
 def test_nerf_occupancy_skipping_cuts_samples(device):
@@ -135,6 +180,10 @@ def test_screenshots(app, encoding, regenerate):
     ("volume", {"window": [0, 0, 1, 1]}, "unknown volume view field"),
     ("nerf", {"n_steps": -3}, "n_steps"),
     ("nerf", {"mode": "normals"}, "render mode"),
+    ("sdf", {"ao_samples": -1}, "ao_samples"),
+    ("sdf", {"ao_step": 0}, "ao_step"),
+    ("volume", {"seed": -1}, "seed"),
+    ("volume", {"jitter": "yes"}, "jitter"),
 ])
 def test_bad_views(device, app, settings, message):
     fused = create_app(device, fitted(app, "hash"), "baked", max_tile=(8, 8))

@@ -37,7 +37,8 @@ def pixel_step(width: int, height: int, window: tuple[float, float, float, float
     return (x1 - x0) / np.float32(width), (y1 - y0) / np.float32(height)
 
 
-SDF_MODES = {"shaded": 0, "normals": 1, "depth": 2, "steps": 3}
+SDF_MODES = {"shaded": 0, "normals": 1, "depth": 2, "steps": 3, "ao": 4}
+SDF_AO_MODES = ("shaded", "ao")  # the modes that take the occlusion samples
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,20 @@ class SdfView:
     depth_far: float = 3.0
     normal_h: float = 2e-3  # finite-difference offset of the normal samples (unit-cube units)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # ambient occlusion: sdf at ao_samples points i * ao_step along the normal (i = 1..ao_samples); 0: off
+    ao_samples: int = 5
+    ao_step: float = 0.02
+    ao_strength: float = 1.5
+
+    @property
+    def ao_scale(self) -> np.float32:
+        """ao = clamp(1 - ao_scale * sum_i 2^-i (i ao_step - sdf_i), 0, 1): the strength per unit of distance."""
+        return np.float32(self.ao_strength) / np.float32(self.ao_step)
+
+    @property
+    def ao_taken(self) -> int:
+        """Occlusion samples a hit takes in this view's mode."""
+        return self.ao_samples if self.mode in SDF_AO_MODES else 0
 
 
 VOLUME_MODES = {"rgb": 0, "opacity": 1, "steps": 2}
@@ -62,6 +77,9 @@ class VolumeView:
     density_scale: float = 1.0
     min_transmittance: float = 0.01
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # first sample at t_near + u dt: u a hash of (pixel, seed) in [0, 1) (banding becomes fine noise), else 1/2
+    jitter: bool = True
+    seed: int = 0  # accumulating frames of seeds 0..N-1 averages the noise away
 
     @property
     def dt(self) -> np.float32:

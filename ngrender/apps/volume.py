@@ -18,13 +18,15 @@ class VolumeApp(App):
     view_class, modes = VolumeView, MODES
     view_rules = {"n_steps": (lambda v: 1 <= v <= 8192, "in 1..8192"),
                   "density_scale": (lambda v: v >= 0, ">= 0"),
-                  "min_transmittance": (lambda v: 0 <= v < 1, "in [0, 1)")}
+                  "min_transmittance": (lambda v: 0 <= v < 1, "in [0, 1)"),
+                  "seed": (lambda v: 0 <= v < 2 ** 32, "in 0..2^32-1")}
 
     def push_values(self, view: VolumeView, frame, origin, size) -> dict:
         return {**camera_push(view.camera), "density_scale": view.density_scale,
                 "min_transmittance": view.min_transmittance, "dt": float(view.dt), "frame": frame,
                 "tile_origin": origin, "tile_size": size, "focal": view.camera.focal(frame[0]),
-                "n_steps": view.n_steps, "mode": MODES[view.mode], "background": (*view.background, 1.0)}
+                "n_steps": view.n_steps, "mode": MODES[view.mode], "jitter": int(view.jitter), "seed": view.seed,
+                "background": (*view.background, 1.0)}
 
 
 register_app(AppSpec("volume", VolumeApp, reference="ngrender.reference.volume:render",

@@ -37,3 +37,22 @@ def primary_rays(camera: Camera, width: int, height: int) -> tuple[np.ndarray, n
     o, d = camera_rays(camera, width, height)
     t_near, t_far = unit_box_hits(o, d)
     return o, d, t_near, t_far
+
+
+def _lowbias32(x: np.ndarray) -> np.ndarray:
+    """Wellons' lowbias32 integer hash on uint32 arrays (wrapping), as lib/hash.glsl."""
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def pixel_jitter(width: int, height: int, seed: int) -> np.ndarray:
+    """(h*w,) float32 in [0, 1), rows top to bottom: the shader's pixel_jitter((x, y), seed) bit for bit (integer
+    hash, then one exact conversion: 24 bits times 2^-24)."""
+    y, x = np.meshgrid(np.arange(height, dtype=np.uint32), np.arange(width, dtype=np.uint32), indexing="ij")
+    h = _lowbias32(x.reshape(-1) + _lowbias32(y.reshape(-1) + _lowbias32(np.array([seed], np.uint32))))
+    return (h >> np.uint32(8)).astype(np.float32) * np.float32(1.0 / 16777216.0)

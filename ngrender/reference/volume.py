@@ -1,12 +1,13 @@
 """Neural volume app (NVR): fixed-step ray marching through the unit cube with emission-absorption
-compositing and early termination. Deterministic: samples at t_near + (i + 1/2) dt, dt = sqrt(3) / n_steps."""
+compositing and early termination. Deterministic: samples at t_near + (i + u) dt, dt = sqrt(3) / n_steps, u = 1/2
+or (jitter) a hash of the pixel and the view's seed in [0, 1)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..apps.views import VOLUME_MODES as MODES, VolumeView
 from ..model import Model
-from .camera import primary_rays
+from .camera import pixel_jitter, primary_rays
 from .output import heat_map, to_uint8
 from .field import Network, field_network
 
@@ -18,7 +19,8 @@ def render(model: Model, width: int, height: int, view: VolumeView,
     o, d, t_near, t_far = primary_rays(view.camera, width, height)
     n = o.shape[0]
     dt = view.dt
-    t = (t_near + np.float32(0.5) * dt).astype(np.float32)
+    u = pixel_jitter(width, height, view.seed) if view.jitter else np.float32(0.5)
+    t = (t_near + u * dt).astype(np.float32)
     trans = np.ones(n, np.float32)
     colour = np.zeros((n, 3), np.float32)
     steps = np.zeros(n, np.int32)

@@ -75,7 +75,7 @@ void locate(vec3 p, float t, out int mip, out ivec3 cell) {
 }
 
 bool ray_init(uvec2 gid, out Ray r) {
-    return march_start(gid, pc.dt, r.d_t, r.colour_trans, r.tfar_depth, r.count);
+    return march_start(gid, pc.dt, 0.5, r.d_t, r.colour_trans, r.tfar_depth, r.count);
 }
 
 bool next_sample(inout Ray r, out vec4 s) {

@@ -1,4 +1,5 @@
-// Neural volume as rays: fixed-step marching (t_near + (i + 1/2) dt), emission-absorption compositing of
+// Neural volume as rays: fixed-step marching (t_near + (i + u) dt, u = 1/2, or with jitter a hash of the pixel and
+// the seed in [0, 1)), emission-absorption compositing of
 // (RGB, density) samples, stopping when transmittance < min_transmittance. Contract: see ray_sdf.glsl.
 #include "generated/push_volume.glsl"
 
@@ -15,7 +16,9 @@ struct Ray {
 };
 
 bool ray_init(uvec2 gid, out Ray r) {
-    return march_start(gid, pc.dt, r.d_t, r.colour_trans, r.t_far, r.count);
+    // the frame's pixel, not the tile's: tiles join seamlessly and every pipeline draws the same noise
+    float u = pc.jitter != 0 ? pixel_jitter(uvec2(ivec2(gid) + pc.tile_origin), pc.seed) : 0.5;
+    return march_start(gid, pc.dt, u, r.d_t, r.colour_trans, r.t_far, r.count);
 }
 
 bool next_sample(inout Ray r, out vec4 s) {
