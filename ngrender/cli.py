@@ -102,6 +102,16 @@ def _aabb_scale(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -592,6 +602,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         options["batch"] = args.batch
     if args.app == "nerf":
         options.update(n_steps=args.n_steps, aabb_scale=args.aabb_scale)
+        if args.density_penalty is not None:
+            options["density_penalty"] = args.density_penalty
     result = trainer.train(source, args.encoding, args.config, **options)
     result.model.save(out)
     write_json(scene_path, default_scene(result.model, out.name))
@@ -830,6 +842,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aabb-scale", type=_aabb_scale, default=1,
                    help="nerf: the scene box is this many times the unit cube (instant-ngp's aabb_scale, 1..128): "
                         "occupancy cascades and cone stepping beyond 1")
+    p.add_argument("--density-penalty", type=_non_negative, default=None,
+                   help="nerf: weight of an L1 penalty on the sampled densities (the mean per-ray sum of sigma*dt), "
+                        "against floaters (default: the trainer's, docs/data.md)")
     p.add_argument("--encoding", choices=encoding_presets(), default="hash",
                    help="the encoding preset: configs/<app>_<preset>.json unless --config is given")
     p.add_argument("--config", help="tcnn/instant-ngp network config JSON")

@@ -22,6 +22,8 @@ from ngrender.data import nerf_from_mesh as nfm  # noqa: E402
 from ngrender.data.transforms import cube_to_world, load_split, pixel_rays, world_to_cube  # noqa: E402
 from ngrender.train import nerf as trainer  # noqa: E402
 
+from helpers import assert_one_error_line, run_in_process  # noqa: E402
+
 TINY = {"encoding": {"otype": "HashGrid", "n_levels": 4, "n_features_per_level": 2, "log2_hashmap_size": 12,
                      "base_resolution": 8, "per_level_scale": 1.6},
         "network": {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 16,
@@ -110,6 +112,8 @@ def test_trainer_learns_with_its_occupancy_grid_and_resumes(tiny_set, tiny_confi
     occupancy = run.model.occupancy
     assert occupancy.shape == (128, 128, 128) and 0.0 < occupancy.mean() < 0.5  # updated after the warm-up
     assert run.metrics["psnr_db"] > 15
+    assert 0.0 <= run.metrics["floater_fraction"] <= 1.0 and 0.0 <= run.metrics["floater_opacity"] <= 1.0
+    assert run.model.extra["density_penalty"] == trainer.DENSITY_PENALTY
     assert run.model.extra["occupancy_fraction"] == pytest.approx(occupancy.mean(), abs=1e-4)
     # The occupied cells cover the object: its surface points fall into occupied cells.
     from ngrender.reference.nerf import occupancy_cells
@@ -161,6 +165,12 @@ def test_train_nerf_needs_data(tmp_path, capsys):
     assert "needs --data" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["-1", "nan", "x"])
+def test_bad_density_penalty_is_one_clear_line(tmp_path, value):
+    assert_one_error_line(run_in_process("train", "nerf", "--data", tmp_path, "--out", tmp_path / "m.safetensors",
+                                         "--density-penalty", value), "--density-penalty")
+
+
 def test_nerf_from_mesh_frames_say_where_the_cube_is(tiny_set):
     meta = json.loads((tiny_set / "transforms_train.json").read_text())
     assert meta["scale"] == 1.0 and meta["offset"] == [0.5, 0.5, 0.5]
@@ -208,3 +218,47 @@ def test_trainer_beyond_the_unit_cube(tiny_set, tiny_config, tmp_path):
     want = nerf_ref.render(model, 32, 24, view)[0]
     assert (np.abs(image.astype(int) - want.astype(int)).max(axis=2) > 2).mean() <= 0.01
     assert (want.astype(int).sum(axis=2) < 700).mean() > 0.05  # the object is in the frame
+
+
+def test_floater_measure_on_a_constructed_case():
+    """Opacity where the image is empty counts, opacity on the object does not; > 0.05 marks a floater pixel."""
+    alpha = np.zeros((4, 4))
+    alpha[:2] = 1.0                       # the object covers the top half: 8 empty pixels below it
+    opacity = np.zeros((4, 4))
+    opacity[:2] = 0.9                     # the object itself, opaque: not a floater
+    opacity[2, 0], opacity[3, 3] = 0.5, 0.04  # one floater pixel, one faint haze under the threshold
+    mean, fraction, count = trainer.floater_measure(opacity, alpha)
+    assert count == 8
+    assert mean == pytest.approx((0.5 + 0.04) / 8)
+    assert fraction == pytest.approx(1 / 8)
+    assert trainer.floater_measure(opacity, np.ones((4, 4))) == (0.0, 0.0, 0)  # nothing empty: nothing to measure
+
+
+def test_density_penalty_pushes_density_down_where_the_images_do_not_need_it():
+    """Two rays, composited as the trainer does: one through empty space in front of the background (a faint
+    floater sample), one hitting a surface whose colour the target needs (a sample not yet opaque). The penalty's
+    gradient lowers both log densities, the denser one more (sigma*dt / rays); with the photometric loss and a
+    small penalty the floater still goes down while the needed surface still goes up."""
+    dt = 0.01
+    log_density = torch.tensor([math.log(5.0), math.log(100.0)], requires_grad=True)  # floater, surface
+    ray = torch.tensor([0, 1])
+    rgb = torch.tensor([[0.2, 0.2, 0.2], [0.9, 0.1, 0.1]])
+    background = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    wanted = torch.tensor([[1.0, 1.0, 1.0], [0.9, 0.1, 0.1]])  # ray 0 sees the background, ray 1 the surface
+
+    def losses():
+        sdt = torch.exp(log_density) * dt
+        excl, total = trainer.segment_exclusive_sum(sdt, ray, 2)
+        weight = torch.exp(-excl) * (1.0 - torch.exp(-sdt))
+        colour = torch.zeros(2, 3).index_add_(0, ray, weight[:, None] * rgb)
+        predicted = colour + torch.exp(-total)[:, None] * background
+        return torch.mean((predicted - wanted) ** 2), trainer.density_penalty_term(sdt, 2)
+
+    _, penalty = losses()
+    (grad,) = torch.autograd.grad(penalty, log_density)
+    sdt = torch.exp(log_density.detach()) * dt
+    torch.testing.assert_close(grad, sdt / 2)  # d(sigma*dt)/d(log sigma) = sigma*dt, averaged over 2 rays
+    assert (grad > 0).all() and grad[1] > grad[0]  # descent lowers every density, the denser most
+    photometric, penalty = losses()
+    (grad,) = torch.autograd.grad(photometric + 1e-3 * penalty, log_density)
+    assert grad[0] > 0 > grad[1]  # the floater goes down, the surface the image needs goes up

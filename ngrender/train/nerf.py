@@ -18,12 +18,16 @@ One departure, for the CPU's sake: a sample is only trained where some training 
 with transmittance above 1e-3 (the interior of an opaque object is skipped; the renderer stops at 0.01
 anyway). The transmittance is measured at every occupied-cell sample of every ray, evaluated or not, so a cell
 that comes into view is trained again. Rays composite onto a random background colour (transparent pixels teach
-zero density); loss L2. Quality: PSNR of the held-out test views rendered by the reference renderer with the
-trained (storage-precision) weights on a white background, against the test images composited on white."""
+zero density); loss L2, plus ``density_penalty`` times each ray's summed optical thickness sum(sigma*dt) over its
+trained samples (an L1 penalty on the sampled densities, against floaters). Quality: PSNR of the held-out test
+views rendered by the reference renderer with the trained (storage-precision) weights on a white background,
+against the test images composited on white; and the floater measure: the rendered opacity at the test pixels
+whose image is transparent (alpha 0), its mean and the fraction of those pixels above FLOATER_OPACITY."""
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +52,9 @@ OCC_RES, OCC_DECAY, OCC_UPDATE_EVERY, OCC_WARMUP = 128, 0.95, 16, 64
 MIN_OPTICAL_THICKNESS = 0.01
 VISIBLE_TRANSMITTANCE = 1e-3
 MAX_LOG_DENSITY = 15.0  # exp() clamp in training only: sigma*dt is far past opaque there, and exp stays finite
+FLOATER_OPACITY = 0.05  # a background pixel rendered more opaque than this counts as covered by a floater
+DENSITY_PENALTY = 0.0  # the default --density-penalty (docs/data.md: the measured comparison)
+BACKGROUNDS = ("random", "white")
 
 
 class OccupancyGrid(nn.Module):
@@ -138,6 +145,13 @@ def segment_exclusive_sum(values, ray, n_rays: int):
     return excl, ray_total
 
 
+def density_penalty_term(optical_thickness: torch.Tensor, n_rays: int) -> torch.Tensor:
+    """The L1 density penalty: the trained samples' sigma*dt summed, per ray on average. Its gradient on a sample's
+    log density is sigma*dt / n_rays (density is exp of the network's output): every sample's density is pushed
+    down, the more the denser it is; the photometric loss holds up only the density that the images need."""
+    return optical_thickness.sum() / max(n_rays, 1)
+
+
 def load_nerf_config(path: str | Path) -> dict:
     """An instant-ngp NeRF config (base.json schema); dir_encoding and rgb_network default to instant-ngp's."""
     config = dict(load_network_config(path))
@@ -150,12 +164,23 @@ def load_nerf_config(path: str | Path) -> dict:
     return config
 
 
+def floater_measure(opacity: np.ndarray, alpha: np.ndarray) -> tuple[float, float, int]:
+    """(mean opacity, fraction with opacity > FLOATER_OPACITY, count) over the pixels whose ground-truth
+    ``alpha`` is 0: what the model puts where the images show nothing. ``opacity`` and ``alpha`` in [0, 1]."""
+    empty = alpha <= 0.0
+    count = int(empty.sum())
+    if count == 0:
+        return 0.0, 0.0, 0
+    values = opacity[empty]
+    return float(values.mean()), float((values > FLOATER_OPACITY).mean()), count
+
+
 def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None = None, device="cpu") -> dict:
     """PSNR of the model's renders (reference renderer, PyTorch networks on ``device``, white background) against
-    the split's images composited on white."""
+    the split's images composited on white; the floater measure from opacity renders of the same views."""
     from ..camera import Camera
     from ..reference import nerf as ref
-    from .torch_field import torch_radiance
+    from .torch_field import torch_network, torch_radiance
 
     width, height = split.size
     if abs(split.centre[0] - width / 2) > 1e-3 or abs(split.centre[1] - height / 2) > 1e-3 or \
@@ -163,15 +188,26 @@ def evaluate(model: Model, split: NerfSplit, n_steps: int, max_views: int | None
         return {"psnr_db": None, "note": "not evaluated: the renderer's camera has square pixels and a centred "
                                          "principal point, these test views do not"}
     radiance = torch_radiance(model, device)
-    psnrs = []
+    density = torch_network(model, device)
+
+    def density_only(p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # opacity needs no colour
+        return np.exp(density(p)[:, 0]), np.zeros((p.shape[0], 3), np.float32)
+
+    psnrs, floater_sum, floater_over, floater_pixels = [], 0.0, 0.0, 0
     for k in range(min(len(split.c2w), max_views or len(split.c2w))):
         view = ref.NerfView(camera=Camera(split.c2w[k], split.fov_x_deg), n_steps=n_steps, background=(1, 1, 1))
         got = ref.render(model, width, height, view, radiance)[0].astype(np.float64) / 255.0
         rgba = split.rgba[k].astype(np.float64)
         want = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
         psnrs.append(psnr_db(float(np.mean((got - want) ** 2))))
+        opacity = ref.render(model, width, height, replace(view, mode="opacity"), density_only)[0][..., 0] / 255.0
+        mean, over, count = floater_measure(opacity, rgba[..., 3])
+        floater_sum, floater_over, floater_pixels = floater_sum + mean * count, floater_over + over * count, \
+            floater_pixels + count
+    pixels = max(floater_pixels, 1)
     return {"psnr_db": float(np.mean(psnrs)), "psnr_min_db": float(np.min(psnrs)), "test_views": len(psnrs),
-            "eval_size": [width, height]}
+            "eval_size": [width, height], "floater_opacity": floater_sum / pixels,
+            "floater_fraction": floater_over / pixels}
 
 
 def describe(metrics: dict) -> str:
@@ -179,15 +215,22 @@ def describe(metrics: dict) -> str:
     m = metrics
     if m["psnr_db"] is None:
         return m["note"]
-    return (f"PSNR {m['psnr_db']:.2f} dB (lowest view {m['psnr_min_db']:.2f} dB) on {m['test_views']} held-out "
+    text = (f"PSNR {m['psnr_db']:.2f} dB (lowest view {m['psnr_min_db']:.2f} dB) on {m['test_views']} held-out "
             f"test views at {m['eval_size'][0]}x{m['eval_size'][1]}")
+    if "floater_opacity" in m:
+        text += (f"; floaters: mean opacity {m['floater_opacity']:.5f} where the test images are empty, "
+                 f"{100 * m['floater_fraction']:.3f}% of those pixels above {FLOATER_OPACITY}")
+    return text
 
 
 def train(data: str | Path, preset: str = "hash", config_path: str | Path | None = None, steps: int = 20000,
           time_budget: float | None = None, batch: int = 1 << 15, lr: float = 1e-2, seed: int = 0,
           n_steps: int = 1024, checkpoint: Path | None = None, resume: Path | None = None, progress: bool = True,
-          dtype: str = "float16", eval_views: int | None = None, device="cpu", aabb_scale: int = 1) -> FitResult:
+          dtype: str = "float16", eval_views: int | None = None, device="cpu", aabb_scale: int = 1,
+          density_penalty: float = DENSITY_PENALTY, background: str = "random") -> FitResult:
     """``batch`` is the target number of network samples per step; the rays per step adapt to it.
+    ``density_penalty``: the weight of the mean per-ray sum of sigma*dt added to the loss. ``background``: what
+    rays composite onto in training, ``random`` (a random colour per ray, instant-ngp's) or ``white``.
 
     ``device``: cpu, cuda or cuda:N. The network, the occupancy grid and the ray marching live there; the
     training images stay on the CPU, where the rays and their random numbers are drawn (the NumPy generator,
@@ -197,6 +240,10 @@ def train(data: str | Path, preset: str = "hash", config_path: str | Path | None
     device = loop.resolve_device(device)
     if not 1 <= aabb_scale <= MAX_AABB_SCALE:
         raise ConfigError(f"aabb_scale must be in 1..{MAX_AABB_SCALE}, got {aabb_scale}")
+    if not density_penalty >= 0.0:
+        raise ConfigError(f"density_penalty must be >= 0, got {density_penalty}")
+    if background not in BACKGROUNDS:
+        raise ConfigError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
     config = with_per_level_scale(load_nerf_config(loop.config_file("nerf", preset, config_path)),
                                   NERF_SDF_FINEST * aabb_scale)
     lo, hi = 0.5 - 0.5 * aabb_scale, 0.5 + 0.5 * aabb_scale  # the scene box; the network sees it as [0,1]^3
@@ -278,10 +325,14 @@ def train(data: str | Path, preset: str = "hash", config_path: str | Path | None
         excl, total = segment_exclusive_sum(sdt, ray_s, n_rays)
         weight = torch.exp(-excl) * (1.0 - torch.exp(-sdt))
         colour = torch.zeros(n_rays, 3, device=device).index_add_(0, ray_s, weight[:, None] * rgb)
-        background = torch.from_numpy(rng.random((n_rays, 3), np.float32)).to(device)
-        predicted = colour + torch.exp(-total)[:, None] * background
-        wanted = target[:, :3] * target[:, 3:] + background * (1.0 - target[:, 3:])
+        behind = torch.from_numpy(rng.random((n_rays, 3), np.float32)).to(device)  # drawn either way: same rng
+        if background == "white":
+            behind = torch.ones_like(behind)
+        predicted = colour + torch.exp(-total)[:, None] * behind
+        wanted = target[:, :3] * target[:, 3:] + behind * (1.0 - target[:, 3:])
         loss = torch.mean((predicted - wanted) ** 2)
+        if density_penalty > 0.0:
+            loss = loss + density_penalty * density_penalty_term(sdt, n_rays)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -294,7 +345,8 @@ def train(data: str | Path, preset: str = "hash", config_path: str | Path | None
         return float(loss.detach()), int(ray_s.numel())
 
     meta = {"trainer": "nerf", "data": str(Path(data).resolve().name), "config": config, "batch": batch,
-            "seed": seed, "n_steps": n_steps, "aabb_scale": aabb_scale}
+            "seed": seed, "n_steps": n_steps, "aabb_scale": aabb_scale, "density_penalty": density_penalty,
+            "background": background}
     state = loop.run(step, steps, batch, trainee, optimizer, rng, meta, time_budget, checkpoint, resume=resume,
                      progress=progress, device=device)
     update_grid(int(trainee.progress[0]), everything=True)  # the saved grid: every cell evaluated at the end
@@ -303,7 +355,8 @@ def train(data: str | Path, preset: str = "hash", config_path: str | Path | None
     metrics = evaluate(model, test_split, n_steps, eval_views, device)
     label = loop.device_label(device)
     model.extra = {"source": str(data), "train_views": int(views), "train_size": [int(width), int(height)],
-                   "n_steps": n_steps, "aabb_scale": aabb_scale,
+                   "n_steps": n_steps, "aabb_scale": aabb_scale, "density_penalty": density_penalty,
+                   "train_background": background,
                    "occupancy_fraction": round(float(grid.occupied[:grid.res ** 3].float().mean()), 4),
                    "train_steps": state.step, "train_seconds": round(state.elapsed, 1), "train_device": label,
                    "batch": batch, **metrics}
