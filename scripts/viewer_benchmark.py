@@ -16,23 +16,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ngrender.errors import NgrenderError
+from ngrender.viewer.x11 import start_xvfb
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENES = ("gigapixel", "sdf_bunny", "volume_head", "nerf_bunny")
 RUNS = (("before", ["--no-dynamic", "--resolution-scale", "0.5"]), ("after", []))
-
-
-def start_xvfb() -> tuple[subprocess.Popen, str]:
-    """A private X server; -displayfd lets it pick a free display and say which once it accepts clients."""
-    read_end, write_end = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        proc.kill()
-        sys.exit("Xvfb did not start (is it installed? ./run.sh installs it)")
-    return proc, f":{number}"
 
 
 def benchmark(scene: str, extra: list[str], seconds: float, size: str, display: str, folder: Path) -> dict:
@@ -67,7 +56,10 @@ def main() -> None:
     parser.add_argument("--size", default="960x540")
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     args = parser.parse_args()
-    xvfb, display = start_xvfb()
+    try:
+        xvfb, display = start_xvfb()
+    except NgrenderError as exc:
+        sys.exit(f"viewer_benchmark: {exc}")
     results: dict[str, dict[str, dict]] = {}
     try:
         with tempfile.TemporaryDirectory() as folder:

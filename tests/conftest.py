@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,18 +58,12 @@ def xvfb():
     write it to the pipe once it accepts clients."""
     if not shutil.which("Xvfb"):
         pytest.skip("Xvfb is not installed (./run.sh installs it)")
-    read_end, write_end = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        number = pipe.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not start")
+    from ngrender.viewer.x11 import start_xvfb
+
+    proc, display = start_xvfb()
     old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = f":{number}"
-    yield f":{number}"
+    os.environ["DISPLAY"] = display
+    yield display
     proc.terminate()
     proc.wait(timeout=10)
     if old is None:

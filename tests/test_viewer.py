@@ -357,6 +357,7 @@ def test_refinement_goes_centre_out_and_accumulates_the_running_mean():
         ref.paste(frames[view.seed][y:y + h, x:x + w])
         if ref.pass_index == 1 and ref.tile_index == 0:
             assert ref.refined and np.array_equal(ref.shown, frames[0])       # pass 0: the frame itself
+            assert ref.progress() == "accumulating 2/3"
     n = len(centre_out_tiles(130, 70))
     assert seeds == [0] * n + [1] * n + [2] * n
     mean = np.rint(np.mean([f[..., :3].astype(np.float32) for f in frames], axis=0)).astype(np.uint8)
@@ -532,23 +533,16 @@ def test_view_benchmark_prints_its_figures(xvfb, tmp_path):
 def test_accumulation_shows_the_mean_of_the_seeds(xvfb, tmp_path):
     """--accumulate 3 on a volume (its view's seed jitters the march's start): once refined, the frame is the
     rounded float32 mean of the renders of seeds 0, 1 and 2."""
-    from ngrender.apps.views import VolumeView
     from ngrender.viewer.app import Viewer
-    from ngrender.viewer.refine import has_seed
 
-    if not has_seed(VolumeView()):
-        pytest.skip("the volume view has no seed field yet: it comes with part Q of issue 16 (branch i16-quality); "
-                    "rebase onto main once it has landed")
     with Viewer(_standin_scene(tmp_path, "volume_cloud_hash.json"), size=(96, 72), validation=True,
                 accumulate=3) as v:
-        progress = set()
-        for _ in range(100):
+        for _ in range(100):  # how many passes one step gets through depends on the machine's speed
             assert v.step()
             _rest(v)
-            progress.add(v.progress())
             if v.refined:
                 break
-        assert v.refined and v.progress() == "accumulated 3/3" and "accumulating 2/3" in progress
+        assert v.refined and v.progress() == "accumulated 3/3"
         app = create_app(v.render_device, v.model, "baked")
         renderer = Renderer(v.render_device, app)
         try:

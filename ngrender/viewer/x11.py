@@ -1,11 +1,15 @@
 """Read a window's pixels back from the X server (XGetImage through ctypes): what the user sees, for the
-viewer's tests under Xvfb."""
+viewer's tests under Xvfb; and start a private Xvfb (the tests' and the viewer benchmark's display)."""
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import subprocess
 
 import numpy as np
+
+from ..errors import NgrenderError
 
 Z_PIXMAP = 2
 ALL_PLANES = ctypes.c_ulong(0xFFFFFFFF)
@@ -50,3 +54,24 @@ def grab_window(glfw_window) -> np.ndarray:
         return pixels[..., [2, 1, 0]].copy()  # BGRX in memory (little-endian 0x00RRGGBB)
     finally:
         image.contents.f.destroy_image(ctypes.cast(image, ctypes.c_void_p))
+
+
+def start_xvfb() -> tuple[subprocess.Popen, str]:
+    """A private X server and its display name: -displayfd lets Xvfb pick a free display number itself and
+    write it to the pipe once it accepts clients. The caller terminates the process."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten",
+                                 "tcp"], pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        os.close(read_end)
+        raise NgrenderError(f"cannot start Xvfb: {exc.strerror or exc} (./run.sh installs it)") from None
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        proc.wait()
+        raise NgrenderError("Xvfb did not start")
+    return proc, f":{number}"
