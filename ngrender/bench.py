@@ -146,7 +146,8 @@ def compare_encodings(app: str, models: list[str | Path] | None = None, size: in
 
 
 def compare_variants(app: str, scene: str | Path | None = None, size: int = 256, repeats: int = 5,
-                     device: str | None = None, variants: tuple[str, ...] = ("baked", "buffered", "shared", "shared-fp16"),
+                     device: str | None = None,
+                     variants: tuple[str, ...] = ("baked", "buffered", "shared", "shared-fp16"),
                      mlp_dispatches: tuple[str, ...] = ("network", "coopmat")) -> list[dict]:
     """The kernel variants (fused) and the unfused pipeline's MLP kernels side by side on one frame: the runs
     alternate between them (one round of every one per repeat), so a noisy machine slows all alike."""

@@ -775,8 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hash vs simplex (or --models) on the same app: lookups, fit quality, samples/s")
     p.add_argument("--models", nargs="+", help="model files to compare side by side")
     p.add_argument("--compare-variants", action="store_true",
-                   help="the kernel variants (baked, buffered, shared, shared-fp16) and the unfused MLP kernels (per network, "
-                        "cooperative-matrix) side by side on one frame")
+                   help="the kernel variants (baked, buffered, shared, shared-fp16) and the unfused MLP kernels "
+                        "(per network, cooperative-matrix) side by side on one frame")
     p.add_argument("--breakdown", action="store_true",
                    help="per-kernel profile (encoding / MLP / rest) of every app x encoding, fused vs unfused vs "
                         "fused-rest, next to the paper's RTX 3090 figures; writes JSON, Markdown and a PNG chart")
