@@ -517,8 +517,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     with Device(args.device, validation=args.validation) as device:
         lim = device.limits
         print(f"chosen: {device.info}")
-        auto = "baked" if device.info.is_cpu else "shared (buffered when the weights exceed the shared memory)"
+        from .apps.base import workgroup_shape
+
+        shared = "shared-fp16" if device.float16_arithmetic else "shared"
+        auto = "baked" if device.info.is_cpu else f"{shared} (buffered when the weights exceed the shared memory)"
         print(f"  kernel variant (auto): {auto}")
+        print(f"  fp16 arithmetic (shaderFloat16, the shared-fp16 variant): "
+              f"{'yes' if device.float16_arithmetic else 'no'}")
+        wx, wy = workgroup_shape(device.info, device.subgroup_size, int(lim.maxComputeWorkGroupInvocations))
+        control = "yes" if device.subgroup_size_control else "no"
+        print(f"  subgroup size: {device.subgroup_size} (size control: {control}); fused workgroup: {wx}x{wy}")
         print(f"  timestamps: {'yes' if device.timestamps_supported else 'no'} "
               f"(period {device.timestamp_period_ns:g} ns)")
         print(f"  max texel-buffer elements: {lim.maxTexelBufferElements:,}")
@@ -767,8 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hash vs simplex (or --models) on the same app: lookups, fit quality, samples/s")
     p.add_argument("--models", nargs="+", help="model files to compare side by side")
     p.add_argument("--compare-variants", action="store_true",
-                   help="the kernel variants (baked, buffered, shared) and the unfused MLP kernels (per network, "
-                        "cooperative-matrix) side by side on one frame")
+                   help="the kernel variants (baked, buffered, shared, shared-fp16) and the unfused MLP kernels "
+                        "(per network, cooperative-matrix) side by side on one frame")
     p.add_argument("--breakdown", action="store_true",
                    help="per-kernel profile (encoding / MLP / rest) of every app x encoding, fused vs unfused vs "
                         "fused-rest, next to the paper's RTX 3090 figures; writes JSON, Markdown and a PNG chart")

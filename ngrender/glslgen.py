@@ -89,19 +89,23 @@ def pack_mlp_vec4(layers: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def buffered_mlp(layers: Sequence[np.ndarray], activation: str, name: str = "mlp_forward",
-                 vec4_offset: int = 0, load: str = "mlp_w4[{}]") -> str:
+                 vec4_offset: int = 0, load: str = "mlp_w4[{}]", fp16: bool = False) -> str:
     """The same MLP reading its weights as vec4 rows at ``vec4_offset`` through ``load`` (a format string of
     the row index: ``mlp_w4[{}]`` from the uniform buffer, mlp_uniform.glsl; ``mlp_w({})`` from shared memory,
     mlp_shared.glsl): weights are data, so a new model needs no recompile. Hidden widths must be multiples of
-    4."""
+    4. ``fp16`` (shared-fp16; ``load`` gives f16vec4 rows, e.g. ``mlp_w16({})``): the inputs are rounded to
+    fp16, each hidden neuron is summed in fp16 (fp16 dot products of 4, added in order) and stored in fp16, as
+    tiny-cuda-nn's fully fused MLP does; the output layer adds its fp16 dot products in fp32 (fp16_mlp in
+    tests/test_gpu_kernels.py models these roundings)."""
     act = _check_activation(activation)
     n_in, n_out = layers[0].shape[1], layers[-1].shape[0]
     rows0 = vec4_rows(layers[0])
+    vec, scalar = ("f16vec4", "float16_t") if fp16 else ("vec4", "float")
     lines = [f"void {name}(in float x[{n_in}], out float y[{n_out}]) {{",
-             f"    vec4 a0[{rows0}];",
+             f"    {vec} a0[{rows0}];",
              f"    [[unroll]] for (int k = 0; k < {rows0}; ++k) {{",
-             f"        [[unroll]] for (int c = 0; c < 4; ++c) a0[k][c] = (4 * k + c < {n_in}) ? "
-             f"x[min(4 * k + c, {n_in - 1})] : 0.0;",
+             f"        [[unroll]] for (int c = 0; c < 4; ++c) a0[k][c] = {scalar}((4 * k + c < {n_in}) ? "
+             f"x[min(4 * k + c, {n_in - 1})] : 0.0);",
              "    }"]
     offset = vec4_offset
     for index, weight in enumerate(layers):
@@ -111,12 +115,16 @@ def buffered_mlp(layers: Sequence[np.ndarray], activation: str, name: str = "mlp
             raise ValueError(f"buffered MLP hidden width {n} is not a multiple of 4")
         src, dst = f"a{index}", f"a{index + 1}"
         if not last:
-            lines.append(f"    vec4 {dst}[{n // 4}];")
+            lines.append(f"    {vec} {dst}[{n // 4}];")
+        row = load.format(f"{offset} + j * {rows} + k")
+        if fp16 and last:  # fp32 sums of the fp16 dot products: the outputs keep their fp32 precision
+            total, term = "float", f"float(dot({row}, {src}[k]))"
+        else:
+            total, term = scalar, f"dot({row}, {src}[k])"
         lines += [f"    [[unroll]] for (int j = 0; j < {n}; ++j) {{",
-                  "        float s = 0.0;",
-                  f"        [[unroll]] for (int k = 0; k < {rows}; ++k) "
-                  f"s += dot({load.format(f'{offset} + j * {rows} + k')}, {src}[k]);",
-                  f"        y[j] = {act}(s);" if last else f"        {dst}[j / 4][j % 4] = max(s, 0.0);",
+                  f"        {total} s = {total}(0.0);",
+                  f"        [[unroll]] for (int k = 0; k < {rows}; ++k) s += {term};",
+                  f"        y[j] = {act}(s);" if last else f"        {dst}[j / 4][j % 4] = max(s, {scalar}(0.0));",
                   "    }"]
         offset += n * rows
     lines.append("}")

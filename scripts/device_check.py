@@ -55,14 +55,16 @@ OVER_LSB = 2
 STEPS = ("environment", "kernel_tests", "render", "timing", "breakdown", "pytorch_peer")
 TITLES = {"environment": "environment", "kernel_tests": "kernel tests", "render": "render vs NumPy reference",
           "timing": "frame timing", "breakdown": "kernel breakdown", "pytorch_peer": "PyTorch peer"}
-KERNEL_TEST_FILES = ("tests/test_encoding.py", "tests/test_mlp.py", "tests/test_gigapixel.py")
+KERNEL_TEST_FILES = ("tests/test_encoding.py", "tests/test_mlp.py", "tests/test_gigapixel.py",
+                     "tests/test_gpu_kernels.py")
 # --quick (the end-to-end test's subset): one kernel test per file family; the hash-grid scene of every app, in
 # every kernel variant for GIA and in the CPU's own (baked) one for the 3D apps; smaller frames.
 QUICK = {"render_size": 48, "frames": [[32, 18], [64, 36]], "frame_labels": ["1080p/60", "4K/60"],
          "timing_repeats": 1, "breakdown_frame": [32, 18], "breakdown_repeats": 1, "peer_frame": [32, 18],
          "variants_3d": ["baked"]}
 QUICK_TEST_FILTER = ("test_gpu_encoding_matches_reference and hash or test_gpu_mlp_matches_reference and relu "
-                     "or test_fused_render_equals_reference and hash")
+                     "or test_fused_render_equals_reference and hash "
+                     "or test_shared_fp16_mlp_rounds_as_its_numpy_model and none and float16")
 RESERVE_S = 12          # kept back for each later step when a step's cap is set
 FINAL_MARGIN_S = 6      # for writing the report at the end
 
@@ -192,6 +194,11 @@ class StepRecorder:
 
     def save(self) -> None:
         write_json_atomic(self.path, {"status": self.status, "result": self.result, "notes": self.notes})
+
+
+def lacks_float16(variant: str, exc: BaseException) -> bool:
+    """The shared-fp16 variant refused by a device without shaderFloat16: left out of the report, not a failure."""
+    return variant == "shared-fp16" and "no shaderFloat16" in str(exc)
 
 
 def open_scene_session(path, variant="auto", pipeline="fused"):
@@ -397,6 +404,10 @@ def child_render(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
                     row["gpu_ms"] = stats.gpu_ms
                 images[(scene["name"], variant)] = (image, repr(view))
             except Exception as exc:  # noqa: BLE001
+                if lacks_float16(variant, exc):
+                    rows.remove(row)
+                    rec.notes.append(f"{scene['name']}: shared-fp16 left out ({error_text(exc)})")
+                    continue
                 row["error"] = error_text(exc)
             rec.save()
         pending = [s for s in pending + [scene] if not compare(s, wait=False)]
@@ -469,6 +480,9 @@ def child_timing(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
                         row["meets_target"] = (row["fps_gpu"] or 0) >= PAPER_TARGET_FPS[app]
                         rec.save()
             except Exception as exc:  # noqa: BLE001
+                if lacks_float16(variant, exc):
+                    rec.notes.append(f"{app}: shared-fp16 left out ({error_text(exc)})")
+                    continue
                 rows.append({"app": app, "variant": variant, "error": error_text(exc)})
             rec.save()
     rec.status = "ok" if all(not r.get("error") for r in rows) else "partial"
@@ -642,6 +656,14 @@ def child_environment(cfg: dict, rec: StepRecorder, deadline: Deadline) -> None:
         res["device_local_heap_gib"] = round(max(
             (heaps.memoryHeaps[i].size for i in range(heaps.memoryHeapCount)
              if heaps.memoryHeaps[i].flags & vk.VK_MEMORY_HEAP_DEVICE_LOCAL_BIT), default=0) / 2 ** 30, 2)
+        try:
+            from ngrender.apps.base import workgroup_shape
+            res["float16_arithmetic"] = device.float16_arithmetic  # shaderFloat16 enabled: shared-fp16 runs
+            res["subgroup_size_control"] = device.subgroup_size_control
+            res["fused_workgroup"] = list(workgroup_shape(info, device.subgroup_size,
+                                                          int(lim.maxComputeWorkGroupInvocations)))
+        except Exception as exc:  # noqa: BLE001
+            res["float16_arithmetic"] = f"? ({exc})"
         try:
             from ngrender.apps.field import choose_variant
             res["auto_variant"] = choose_variant(device, "auto", 16 * 1024)  # for a network of 16 KiB
@@ -1087,7 +1109,9 @@ def _md_environment(entry: dict, report: dict) -> list[str]:
             f"{_yes(res.get('validation_layer'))}",
             f"- features: shaderFloat16 {_yes(feats.get('shaderFloat16'))}, storageBuffer16BitAccess "
             f"{_yes(feats.get('storageBuffer16BitAccess'))}, shaderInt64 {_yes(feats.get('shaderInt64'))}; subgroup "
-            f"size {feats.get('subgroupSize', '?')}"
+            f"size {feats.get('subgroupSize', '?')}; fp16 arithmetic enabled {_yes(res.get('float16_arithmetic'))}, "
+            f"subgroup size control {_yes(res.get('subgroup_size_control'))}, fused workgroup "
+            f"{'x'.join(map(str, res.get('fused_workgroup') or ['?']))}"
             + (f" (range {feats['subgroupSizeRange'][0]}..{feats['subgroupSizeRange'][1]})"
                if feats.get("subgroupSizeRange") else "")
             + f", operations {', '.join(feats.get('subgroupOperations') or []) or '?'}",

@@ -20,9 +20,9 @@ def test_render_default_scene(tmp_path):
     proc = run_cli("render", SCENE, "--out", out, "--width", 200, "--height", 100, "--validation")
     assert proc.returncode == 0, proc.stderr
     info = default_device_info()
-    # The scene asks for auto: baked on CPU drivers; on GPUs shared, as its 12,672 B of fp16 weights fit the
-    # 16 KiB of shared memory that Vulkan guarantees.
-    variant = "baked" if info.is_cpu else "shared"
+    # The scene asks for auto: baked on CPU drivers; on GPUs shared-fp16 (every current GPU has shaderFloat16),
+    # as its 12,672 B of fp16 weights fit the 16 KiB of shared memory that Vulkan guarantees.
+    variant = "baked" if info.is_cpu else "shared-fp16"
     assert "200x100" in proc.stdout and f"[{info.name}, {variant} variant]" in proc.stdout, proc.stdout
     img = np.asarray(Image.open(out))
     assert img.shape == (100, 200, 3) and img.std() > 10  # a real picture, not a flat colour
@@ -43,8 +43,10 @@ def test_info_lists_the_devices_and_the_chosen_one():
     assert proc.returncode == 0, proc.stderr
     info = default_device_info()
     assert all(f"  {each}\n" in proc.stdout for each in list_devices()) and f"chosen: {info}\n" in proc.stdout
-    auto = "baked" if info.is_cpu else "shared (buffered when the weights exceed the shared memory)"
+    auto = "baked" if info.is_cpu else "shared-fp16 (buffered when the weights exceed the shared memory)"
     assert f"kernel variant (auto): {auto}\n" in proc.stdout, proc.stdout
+    assert "fp16 arithmetic (shaderFloat16, the shared-fp16 variant): " in proc.stdout
+    assert ("fused workgroup: 8x8\n" if info.is_cpu else "fused workgroup: 16x8\n") in proc.stdout
 
 
 def test_missing_scene(tmp_path):

@@ -66,7 +66,7 @@ def test_every_render_is_within_the_bounds(quick_report):
     rows = render["rows"]
     assert render["bounds"] == {"psnr_db_min": 40.0, "max_frac_over_2": 0.01}
     assert {r["app"] for r in rows} == {"gigapixel", "sdf", "volume", "nerf"}
-    assert {r["variant"] for r in rows if r["app"] == "gigapixel"} >= {"baked", "buffered", "shared"}
+    assert {r["variant"] for r in rows if r["app"] == "gigapixel"} >= {"baked", "buffered", "shared", "shared-fp16"}
     for r in rows:
         assert r["error"] is None and r["pass"], r
         assert r["psnr_db"] is None or r["psnr_db"] >= 40  # None: identical images (infinite PSNR)

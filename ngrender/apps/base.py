@@ -15,10 +15,10 @@ from ..model import Model
 from ..shader_interface import BINDINGS, PushBlock
 from ..shaders import compile_shader
 from ..vk.compute import create_bound_pipeline
-from ..vk.device import Device
+from ..vk.device import Device, DeviceInfo
 from ..vk.live import Owner
 from ..vk.resources import STORAGE, Buffer
-from .field import FieldResources, choose_variant, shared_weight_bytes
+from .field import SHARED_VARIANTS, FieldResources, choose_variant, shared_weight_bytes
 from .wavefront import TileWork, Wavefront, WavefrontSpec
 
 PIPELINES = ("fused", "unfused", "fused-rest", "ngpc")
@@ -27,7 +27,20 @@ MLP_DISPATCHES = ("network", "layer", "coopmat")
 # (512x512 rays: 32 MiB of level-major features for 16 levels x 2 features).
 UNFUSED_MAX_TILE = (512, 512)
 
-WORKGROUP = 8
+CPU_WORKGROUP = (8, 8)  # 64 invocations: 8 of lavapipe's 8-lane subgroups, the tile loop's unit
+GPU_BATCH = 128  # invocations of a GPU workgroup: tiny-cuda-nn's batch of 128 rows per fused-MLP block
+
+
+def workgroup_shape(info: DeviceInfo, subgroup_size: int, max_invocations: int) -> tuple[int, int]:
+    """The fused kernels' workgroup (x, y) for a device: 8x8 on CPU drivers; on GPUs 16 x 8 = 128 invocations
+    (GPU_BATCH, rounded up to whole subgroups, e.g. 2 of AMD's 64 lanes, 4 of NVIDIA's 32), within the device's
+    maxComputeWorkGroupInvocations."""
+    if info.is_cpu:
+        return CPU_WORKGROUP
+    invocations = -(-GPU_BATCH // max(subgroup_size, 1)) * max(subgroup_size, 1)
+    while invocations > max_invocations and invocations > 64:
+        invocations //= 2
+    return 16, max(invocations // 16, 1)
 
 
 class App(Owner):
@@ -60,7 +73,8 @@ class App(Owner):
     def _create(self, device: Device, model: Model, variant: str = "auto",
                  max_tile: tuple[int, int] = (1024, 1024), pipeline: str = "fused",
                  mlp_dispatch: str = "network", encode_invocation: str = "auto",
-                 stages: Callable[[WavefrontSpec], Wavefront] | None = None) -> None:
+                 stages: Callable[[WavefrontSpec], Wavefront] | None = None,
+                 workgroup: tuple[int, int] | None = None) -> None:
         self.check_model(model)
         if pipeline not in PIPELINES:
             raise ConfigError(f"unknown pipeline {pipeline!r}; choose one of {', '.join(PIPELINES)}")
@@ -81,18 +95,42 @@ class App(Owner):
                             f"a {max_tile[0]}x{max_tile[1]} tile's output buffer", "use a smaller --tile")
         self.field = self.own(FieldResources(device, model, self.variant))
         self.output = self.own(Buffer(device, max_tile[0] * max_tile[1] * 4, (STORAGE,), host=True))
+        self.workgroup = self._workgroup(workgroup)
         if pipeline == "fused":
             # the push block's declaration goes with the kernel: an app declared outside the package too
             generated = {**self.field.generated(), self.push.include: self.push.glsl()}
-            spirv = compile_shader(self.shader, self.defines(), generated)
+            defines = {**self.defines(), "WORKGROUP_X": self.workgroup[0], "WORKGROUP_Y": self.workgroup[1]}
+            spirv = compile_shader(self.shader, defines, generated)
             bindings = self.field.bindings()
             # the fused kernel counts its network evaluations on the GPU (how far a ray marches is data)
             self.evaluations = self.own(Buffer(device, 8, (STORAGE,), host=True))
             bindings.update([BINDINGS["out_rgba"].bind(self.output),
                              BINDINGS["evaluations"].bind(self.evaluations)])
-            self.kernel = self.own(create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label))
+            self.kernel = self.own(create_bound_pipeline(device, spirv, bindings, self.push.size, self.kernel_label,
+                                                         self._required_subgroup_size()))
         else:
             self.wavefront = self.own((stages or Wavefront)(self.wavefront_spec()))
+
+    def _workgroup(self, requested: tuple[int, int] | None) -> tuple[int, int]:
+        """The fused kernel's workgroup: ``requested`` (checked against the device) or workgroup_shape's."""
+        limit = int(self.device.limits.maxComputeWorkGroupInvocations)
+        if requested is None:
+            return workgroup_shape(self.device.info, self.device.subgroup_size, limit)
+        x, y = (int(v) for v in requested)
+        if x < 1 or y < 1 or x * y > limit:
+            raise ConfigError(f"workgroup {x}x{y} is not 1..{limit} invocations (this device's maximum)")
+        return x, y
+
+    def _required_subgroup_size(self) -> int | None:
+        """The shared variants ask for the device's default subgroup size where the device lets a pipeline fix it
+        (subgroup size control), so a workgroup is whole subgroups of one known size; others leave it free."""
+        features = self.device.shader_features
+        invocations = self.workgroup[0] * self.workgroup[1]
+        if self.variant not in SHARED_VARIANTS or not features.subgroup_size_control:
+            return None
+        if invocations > features.max_workgroup_subgroups * features.subgroup_size:
+            return None
+        return features.subgroup_size
 
     def wavefront_spec(self) -> WavefrontSpec:
         """What the unfused pipelines' stages need from this app."""
@@ -163,7 +201,7 @@ class App(Owner):
         push = self.push.pack(self.push_values(view, frame, origin, size))
         if self.wavefront is not None:
             return self.wavefront.run_tile(submit, push, size)
-        groups = (-(-size[0] // WORKGROUP), -(-size[1] // WORKGROUP), 1)
+        groups = (-(-size[0] // self.workgroup[0]), -(-size[1] // self.workgroup[1]), 1)
         self.evaluations.write(np.zeros(2, np.uint32))
         submit(lambda rec: rec.dispatch(self.kernel_label, self.kernel, groups, push))
         low, high = (int(word) for word in self.evaluations.read(np.uint32, 2))

@@ -6,7 +6,11 @@
   A new model needs no recompile.
 * ``shared``: tiny-cuda-nn's fully fused MLP shape for GPUs: grid as in ``buffered``; each workgroup loads all
   weights once into shared memory (fp16 for fp16 models), every invocation's MLP reads them from there and
-  keeps its activations in registers. ``auto`` picks it on GPUs when the weights fit the shared memory.
+  keeps its activations in registers; fp32 arithmetic, so its images equal the reference like the others.
+* ``shared-fp16``: ``shared`` computing as tiny-cuda-nn does, in fp16 (needs the device's shaderFloat16): fp16
+  weights in shared memory, fp16 inputs, hidden layers summed and stored in fp16; the output layer sums its fp16
+  products in fp32. Within fp16 tolerance of the reference, not equal to it. ``auto`` picks it on GPUs with
+  shaderFloat16 when the weights fit the shared memory (``shared`` without shaderFloat16, else ``buffered``).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from ..vk.live import Owner
 from ..vk.resources import STORAGE, TEXEL, UNIFORM, Buffer, TexelBufferView
 from .views import VARIANTS
 
+SHARED_VARIANTS = ("shared", "shared-fp16")  # weights in shared memory (mlp_shared.glsl)
 
 
 def shared_weight_bytes(layers: list[np.ndarray], half: bool) -> int:
@@ -31,15 +36,20 @@ def shared_weight_bytes(layers: list[np.ndarray], half: bool) -> int:
 
 
 def choose_variant(device: Device, requested: str = "auto", shared_bytes: int = 0) -> str:
-    """``auto``: baked on CPU drivers (constants beat any memory read there); on GPUs shared when the weights
-    (``shared_bytes``) fit the workgroup's shared memory, else buffered."""
+    """``auto``: baked on CPU drivers (constants beat any memory read there); on GPUs shared-fp16 (shared
+    without shaderFloat16) when the weights (``shared_bytes``) fit the workgroup's shared memory, else
+    buffered. ``shared-fp16`` needs the device's shaderFloat16."""
     if requested not in VARIANTS:
         raise ConfigError(f"unknown kernel variant {requested!r}; choose one of {', '.join(VARIANTS)}")
+    if requested == "shared-fp16" and not device.float16_arithmetic:
+        raise ConfigError(f"the shared-fp16 variant computes in fp16, which {device.info.name} does not offer "
+                          "(no shaderFloat16); use --variant shared")
     if requested == "auto":
         if device.info.is_cpu:
             return "baked"
-        fits = shared_bytes <= int(device.limits.maxComputeSharedMemorySize)
-        return "shared" if fits else "buffered"
+        if shared_bytes > int(device.limits.maxComputeSharedMemorySize):
+            return "buffered"
+        return "shared-fp16" if device.float16_arithmetic else "shared"
     return requested
 
 
@@ -66,7 +76,8 @@ def check_field_limits(device: Device, geometry: GridGeometry, n_weights: int, h
     if variant == "buffered":
         check_device_buffer(n_weights * 4, int(lim.maxUniformBufferRange), "the MLP weights as a uniform buffer",
                             "use --variant shared or a smaller network (n_neurons, n_hidden_layers)")
-    if variant == "shared":
+    if variant in SHARED_VARIANTS:
+        half = half or variant == "shared-fp16"
         check_device_buffer(n_weights * (2 if half else 4), int(lim.maxComputeSharedMemorySize),
                             "the MLP weights in shared memory", "use --variant buffered or a smaller network")
 
@@ -99,15 +110,16 @@ class FieldResources(Owner):
             self.grid = self.own(Buffer(device, table.nbytes, (STORAGE,), host=False))
             self.grid.write(table)
             packed = np.concatenate([glslgen.pack_mlp_vec4(layers) for _, layers, _ in self.networks()])
-            if variant == "shared" and half:
-                packed = packed.astype(np.float16)  # exact: the weights are fp16 already
-            limit = int(device.limits.maxComputeSharedMemorySize if variant == "shared" else
-                        device.limits.maxUniformBufferRange)
+            shared = variant in SHARED_VARIANTS
+            if self._shared_half(variant, half):
+                # exact for fp16 models; shared-fp16 rounds an fp32 model's weights as tiny-cuda-nn does
+                packed = packed.astype(np.float16)
+            limit = int(device.limits.maxComputeSharedMemorySize if shared else device.limits.maxUniformBufferRange)
             if packed.nbytes > limit:
-                where = "shared memory" if variant == "shared" else "uniform-buffer limit"
+                where = "shared memory" if shared else "uniform-buffer limit"
                 raise ConfigError(f"MLP weights take {packed.nbytes} bytes, over this device's {where} "
                                   f"of {limit}; use the baked variant or a smaller network")
-            role = STORAGE if variant == "shared" else UNIFORM
+            role = STORAGE if shared else UNIFORM
             self.weights = self.own(Buffer(device, packed.nbytes, (role,), host=False))
             self.weights.write(packed)
         self.occupancy = None
@@ -116,6 +128,11 @@ class FieldResources(Owner):
             occ_buffer.write(model.occupancy)
             self.occupancy = self.own(TexelBufferView(occ_buffer, "r8ui"))
         self.half = half
+
+    @staticmethod
+    def _shared_half(variant: str, half: bool) -> bool:
+        """The shared variants' weights in shared memory as fp16: fp16 models, and always in shared-fp16."""
+        return variant == "shared-fp16" or (variant == "shared" and half)
 
     def networks(self) -> list[tuple[str, list[np.ndarray], str]]:
         """(GLSL function, layers, output activation) of each network of the model."""
@@ -130,7 +147,8 @@ class FieldResources(Owner):
         out["GRID_HALF"] = int(self.half)
         out["MLP_VEC4S"] = sum(w.shape[0] * glslgen.vec4_rows(w) for _, layers, _ in self.networks() for w in layers)
         out["BAKED"] = int(self.variant == "baked")
-        out["SHARED_HALF"] = int(self.half)
+        out["SHARED_HALF"] = int(self.half or self.variant == "shared-fp16")
+        out["SHARED_F16_MATH"] = int(self.variant == "shared-fp16")
         if self.model.occupancy is not None:
             out["OCCUPANCY_RES"] = self.model.occupancy_side
         return out
@@ -164,6 +182,9 @@ class FieldResources(Owner):
         if self.variant == "shared":
             return '#include "mlp_shared.glsl"\n' + glslgen.buffered_mlp(layers, activation, name, vec4_offset,
                                                                           load="mlp_w(uint({}))")
+        if self.variant == "shared-fp16":
+            return '#include "mlp_shared.glsl"\n' + glslgen.buffered_mlp(layers, activation, name, vec4_offset,
+                                                                          load="mlp_w16(uint({}))", fp16=True)
         return '#include "mlp_uniform.glsl"\n' + glslgen.buffered_mlp(layers, activation, name, vec4_offset)
 
     def bindings(self) -> dict[int, tuple[str, object]]:
@@ -171,7 +192,10 @@ class FieldResources(Owner):
         if self.variant == "baked":
             out = dict([BINDINGS["grid_tex"].bind(self.grid)])
         else:
-            weights = BINDINGS[("mlp_g_half" if self.half else "mlp_g_float") if self.variant == "shared" else "mlp_w4"]
+            if self.variant in SHARED_VARIANTS:
+                weights = BINDINGS["mlp_g_half" if self._shared_half(self.variant, self.half) else "mlp_g_float"]
+            else:
+                weights = BINDINGS["mlp_w4"]
             out = dict([BINDINGS["grid_words"].bind(self.grid), weights.bind(self.weights)])
         if self.occupancy is not None:
             out.update([BINDINGS["occupancy"].bind(self.occupancy)])

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..model import Model
 
-VARIANTS = ("auto", "baked", "buffered", "shared")  # kernel variants: see apps/field.py
+VARIANTS = ("auto", "baked", "buffered", "shared", "shared-fp16")  # kernel variants: see apps/field.py
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ class ComputePipeline(Handle):
     destroy_function = "vkDestroyPipeline"
 
     def _create(self, device: Device, spirv: bytes, bindings: Mapping[int, str], push_size: int = 0,
-                specialization: dict[int, int | float] | None = None, label: str = "kernel") -> None:
+                specialization: dict[int, int | float] | None = None, label: str = "kernel",
+                required_subgroup_size: int | None = None) -> None:
         vk, dev = device.vk, device.handle
         self.device, self.bindings, self.push_size, self.label = device, dict(bindings), push_size, label
         specialization = specialization or {}
@@ -47,8 +48,11 @@ class ComputePipeline(Handle):
         self._spec_bytes = vk.ffi.new("char[]", spec_data or b"\0")
         spec_info = vk.VkSpecializationInfo(mapEntryCount=len(spec_entries), pMapEntries=spec_entries or None,
                                             dataSize=len(spec_data), pData=self._spec_bytes) if spec_entries else None
-        stage = vk.VkPipelineShaderStageCreateInfo(stage=vk.VK_SHADER_STAGE_COMPUTE_BIT, module=module,
-                                                   pName="main", pSpecializationInfo=spec_info)
+        # requiredSubgroupSize (VK_EXT_subgroup_size_control, enabled by Device when the driver has it)
+        self._subgroup = vk.VkPipelineShaderStageRequiredSubgroupSizeCreateInfo(
+            requiredSubgroupSize=required_subgroup_size) if required_subgroup_size else None
+        stage = vk.VkPipelineShaderStageCreateInfo(pNext=self._subgroup, stage=vk.VK_SHADER_STAGE_COMPUTE_BIT,
+                                                   module=module, pName="main", pSpecializationInfo=spec_info)
         create = vk.VkComputePipelineCreateInfo(stage=stage, layout=self._layout)
         self.handle = self.keep(vk.vkCreateComputePipelines(dev, None, 1, [create], None)[0])
         kinds = list(self._types.values())
@@ -109,10 +113,12 @@ def compute_barrier(device: Device, cmd) -> None:
 
 
 def create_bound_pipeline(device: Device, spirv: bytes, bindings: Mapping[int, tuple[str, object]],
-                          push_size: int = 0, label: str = "kernel") -> ComputePipeline:
-    """A pipeline whose set 0 is laid out from, and bound to, ``{binding: (role, resource)}``."""
+                          push_size: int = 0, label: str = "kernel",
+                          required_subgroup_size: int | None = None) -> ComputePipeline:
+    """A pipeline whose set 0 is laid out from, and bound to, ``{binding: (role, resource)}``;
+    ``required_subgroup_size`` only where ``device.subgroup_size_control``."""
     pipeline = ComputePipeline(device, spirv, {b: role for b, (role, _) in bindings.items()}, push_size,
-                               label=label)
+                               label=label, required_subgroup_size=required_subgroup_size)
     try:
         pipeline.bind({b: res for b, (_, res) in bindings.items()})
     except BaseException:

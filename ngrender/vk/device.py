@@ -1,6 +1,7 @@
 """Vulkan instance, physical-device choice, compute queue, validation messages, one-shot submission."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -12,6 +13,7 @@ from .live import Handle
 DEVICE_ENV = "NGRENDER_DEVICE"
 VALIDATION_ENV = "NGRENDER_VALIDATION"
 VALIDATION_LAYER = "VK_LAYER_KHRONOS_validation"
+FLOAT16_ENV = "NGRENDER_FLOAT16"  # 0: leave shaderFloat16 off
 
 # Preference when no device is named: real GPUs first, then the CPU driver (lavapipe).
 _TYPE_RANK = {"discrete": 0, "integrated": 1, "virtual": 2, "other": 3, "cpu": 4}
@@ -142,15 +144,18 @@ class Device(Handle):
         queue_info = vk.VkDeviceQueueCreateInfo(queueFamilyIndex=self.queue_family, queueCount=1,
                                                 pQueuePriorities=[1.0])
         exts = list(extensions)
+        available = device_extension_names(vk, self.physical)
+        self.shader_features = query_shader_features(vk, self.physical, available)
+        if os.environ.get(FLOAT16_ENV, "1") == "0":  # as if the device lacked it: the fp32 forms are used
+            self.shader_features = dataclasses.replace(self.shader_features, float16=False)
+        if self.shader_features.subgroup_size_control:
+            exts.append(SUBGROUP_SIZE_CONTROL_EXTENSION)
         self.cooperative_matrix = False
         device = None
-        if COOPMAT_EXTENSION in device_extension_names(vk, self.physical) and \
-                os.environ.get("NGRENDER_COOPMAT", "1") != "0":
+        if COOPMAT_EXTENSION in available and os.environ.get("NGRENDER_COOPMAT", "1") != "0":
             device = self._create_with_cooperative_matrix(queue_info, exts)
         if device is None:
-            create = vk.VkDeviceCreateInfo(queueCreateInfoCount=1, pQueueCreateInfos=[queue_info],
-                                           enabledExtensionCount=len(exts), ppEnabledExtensionNames=exts)
-            device = vk.vkCreateDevice(self.physical, create, None)
+            device = vk.vkCreateDevice(self.physical, self._create_info(queue_info, exts), None)
         self.handle = device
         self.on_release(lambda: vk.vkDestroyDevice(device, None))
         self.queue = vk.vkGetDeviceQueue(device, self.queue_family, 0)
@@ -168,22 +173,51 @@ class Device(Handle):
         self.timestamps_supported = bool(families[self.queue_family].timestampValidBits) and \
             self.timestamp_period_ns > 0
 
-    def _create_with_cooperative_matrix(self, queue_info, exts: list[str]):
-        """The device with VK_KHR_cooperative_matrix and what shaders/coopmat/mlp.comp needs (fp16 arithmetic
-        and storage, the Vulkan memory model); None when the driver refuses, so the scalar path is used."""
+    def _create_info(self, queue_info, exts: list[str], cooperative_matrix: bool = False):
+        """VkDeviceCreateInfo with the optional features this device has (shader_features) switched on:
+        shaderFloat16 (the shared-fp16 variant), subgroupSizeControl (the shared variants' pipelines), and for
+        ``cooperative_matrix`` what shaders/coopmat/mlp.comp needs (fp16 arithmetic and storage, the memory
+        model)."""
         vk = self.vk
-        names = exts + [COOPMAT_EXTENSION]
-        coop = vk.VkPhysicalDeviceCooperativeMatrixFeaturesKHR(cooperativeMatrix=vk.VK_TRUE)
-        v12 = vk.VkPhysicalDeviceVulkan12Features(pNext=coop, shaderFloat16=vk.VK_TRUE, vulkanMemoryModel=vk.VK_TRUE)
-        v11 = vk.VkPhysicalDeviceVulkan11Features(pNext=v12, storageBuffer16BitAccess=vk.VK_TRUE)
-        create = vk.VkDeviceCreateInfo(pNext=v11, queueCreateInfoCount=1, pQueueCreateInfos=[queue_info],
-                                       enabledExtensionCount=len(names), ppEnabledExtensionNames=names)
+        features = self.shader_features
+        chain = None
+        if features.subgroup_size_control:  # same sType as VK_EXT_subgroup_size_control's struct
+            chain = vk.VkPhysicalDeviceSubgroupSizeControlFeatures(subgroupSizeControl=vk.VK_TRUE)
+        if cooperative_matrix:
+            chain = vk.VkPhysicalDeviceCooperativeMatrixFeaturesKHR(pNext=chain, cooperativeMatrix=vk.VK_TRUE)
+            chain = vk.VkPhysicalDeviceVulkan12Features(pNext=chain, shaderFloat16=vk.VK_TRUE,
+                                                        vulkanMemoryModel=vk.VK_TRUE)
+            chain = vk.VkPhysicalDeviceVulkan11Features(pNext=chain, storageBuffer16BitAccess=vk.VK_TRUE)
+        elif features.float16:
+            chain = vk.VkPhysicalDeviceVulkan12Features(pNext=chain, shaderFloat16=vk.VK_TRUE)
+        return vk.VkDeviceCreateInfo(pNext=chain, queueCreateInfoCount=1, pQueueCreateInfos=[queue_info],
+                                     enabledExtensionCount=len(exts), ppEnabledExtensionNames=exts)
+
+    def _create_with_cooperative_matrix(self, queue_info, exts: list[str]):
+        """The device with VK_KHR_cooperative_matrix; None when the driver refuses, so the scalar path is used."""
+        vk = self.vk
+        create = self._create_info(queue_info, exts + [COOPMAT_EXTENSION], cooperative_matrix=True)
         try:
             device = vk.vkCreateDevice(self.physical, create, None)
         except vk.VkError:
             return None
         self.cooperative_matrix = True
         return device
+
+    @property
+    def float16_arithmetic(self) -> bool:
+        """shaderFloat16 is enabled: shaders may compute in fp16 (the shared-fp16 variant)."""
+        return self.shader_features.float16
+
+    @property
+    def subgroup_size(self) -> int:
+        """The compute stage's default subgroup size (VkPhysicalDeviceSubgroupProperties)."""
+        return self.shader_features.subgroup_size
+
+    @property
+    def subgroup_size_control(self) -> bool:
+        """Compute pipelines may ask for a requiredSubgroupSize (VK_EXT_subgroup_size_control, enabled)."""
+        return self.shader_features.subgroup_size_control
 
     # -- use ------------------------------------------------------------------------------------
     @property
@@ -288,6 +322,42 @@ def list_devices() -> list[DeviceInfo]:
 
 
 COOPMAT_EXTENSION = "VK_KHR_cooperative_matrix"
+SUBGROUP_SIZE_CONTROL_EXTENSION = "VK_EXT_subgroup_size_control"
+
+
+@dataclass(frozen=True)
+class ShaderFeatures:
+    """What a physical device offers the kernels beyond Vulkan 1.0 (and ngrender switches on when present)."""
+
+    float16: bool = False  # shaderFloat16: fp16 arithmetic in shaders
+    subgroup_size: int = 1  # default subgroup size of the compute stage
+    subgroup_size_control: bool = False  # requiredSubgroupSize in a compute pipeline's shader stage
+    min_subgroup_size: int = 1
+    max_subgroup_size: int = 1
+    max_workgroup_subgroups: int = 0  # subgroups a workgroup may hold at a required size (0: no control)
+
+
+def query_shader_features(vk, physical, extensions: set[str]) -> ShaderFeatures:
+    """The physical device's ShaderFeatures (all off below Vulkan 1.2 or without the 1.2 instance)."""
+    props = vk.vkGetPhysicalDeviceProperties(physical)
+    if props.apiVersion < vk.VK_MAKE_VERSION(1, 2, 0) or instance_api_version(vk) < vk.VK_MAKE_VERSION(1, 2, 0):
+        return ShaderFeatures()
+    subgroup = vk.VkPhysicalDeviceSubgroupProperties()
+    size_props = vk.VkPhysicalDeviceSubgroupSizeControlProperties(pNext=subgroup)
+    has_control_ext = SUBGROUP_SIZE_CONTROL_EXTENSION in extensions
+    vk.vkGetPhysicalDeviceProperties2(physical, vk.VkPhysicalDeviceProperties2(
+        pNext=size_props if has_control_ext else subgroup))
+    v12 = vk.VkPhysicalDeviceVulkan12Features()
+    size_feats = vk.VkPhysicalDeviceSubgroupSizeControlFeatures(pNext=v12)
+    vk.vkGetPhysicalDeviceFeatures2(physical, vk.VkPhysicalDeviceFeatures2(
+        pNext=size_feats if has_control_ext else v12))
+    control = has_control_ext and bool(size_feats.subgroupSizeControl) and \
+        bool(size_props.requiredSubgroupSizeStages & vk.VK_SHADER_STAGE_COMPUTE_BIT)
+    size = int(subgroup.subgroupSize)
+    return ShaderFeatures(bool(v12.shaderFloat16), size, control,
+                          int(size_props.minSubgroupSize) if control else size,
+                          int(size_props.maxSubgroupSize) if control else size,
+                          int(size_props.maxComputeWorkgroupSubgroups) if control else 0)
 
 
 def device_extension_names(vk, physical) -> set[str]:

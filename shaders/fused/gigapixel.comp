@@ -2,7 +2,7 @@
 #extension GL_EXT_control_flow_attributes : require
 // Fused gigapixel image (GIA): pixel -> image-plane coordinate -> grid encoding -> MLP -> RGBA8, one dispatch
 // per tile. The kernel variant (baked weights + texel-buffer grid, or buffered) comes in generated/variant.glsl.
-layout(local_size_x = 8, local_size_y = 8) in;
+layout(local_size_x = WORKGROUP_X, local_size_y = WORKGROUP_Y) in;  // apps/base.py workgroup_shape
 
 #include "ray_gigapixel.glsl"
 #include "generated/grid_levels.glsl"

@@ -3,7 +3,7 @@
 // Fused NeRF: camera ray -> unit-cube clip -> marching that jumps over empty occupancy cells -> hash grid ->
 // density MLP -> [out, SH(dir)] -> colour MLP -> compositing with early termination, one dispatch (ray logic:
 // lib/ray_nerf.glsl). One network evaluation per loop iteration, so the lanes of a SIMD group evaluate together.
-layout(local_size_x = 8, local_size_y = 8) in;
+layout(local_size_x = WORKGROUP_X, local_size_y = WORKGROUP_Y) in;  // apps/base.py workgroup_shape
 
 #include "ray_nerf.glsl"
 #include "generated/grid_levels.glsl"

@@ -3,7 +3,7 @@
 // Fused neural SDF: camera ray -> unit-cube clip -> sphere tracing -> normal from four tetrahedron samples ->
 // shading, all in one dispatch (the ray logic is lib/ray_sdf.glsl, shared with the unfused stages). One
 // network call site, so the baked MLP is emitted once.
-layout(local_size_x = 8, local_size_y = 8) in;
+layout(local_size_x = WORKGROUP_X, local_size_y = WORKGROUP_Y) in;  // apps/base.py workgroup_shape
 
 #include "ray_sdf.glsl"
 #include "generated/grid_levels.glsl"

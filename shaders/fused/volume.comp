@@ -2,7 +2,7 @@
 #extension GL_EXT_control_flow_attributes : require
 // Fused neural volume: camera ray -> unit-cube clip -> fixed-step marching -> network (RGB + density) ->
 // emission-absorption compositing with early termination, all in one dispatch (ray logic: lib/ray_volume.glsl).
-layout(local_size_x = 8, local_size_y = 8) in;
+layout(local_size_x = WORKGROUP_X, local_size_y = WORKGROUP_Y) in;  // apps/base.py workgroup_shape
 
 #include "ray_volume.glsl"
 #include "generated/grid_levels.glsl"

@@ -2,7 +2,7 @@
 #extension GL_EXT_control_flow_attributes : require
 // Test-only fifth app (tests/fifth_app.py): a 2D neural SDF over the unit square. Pixel -> (u, v) -> grid
 // encoding -> MLP -> signed distance -> a grey level ("distance") or white inside, black outside ("inside").
-layout(local_size_x = 8, local_size_y = 8) in;
+layout(local_size_x = WORKGROUP_X, local_size_y = WORKGROUP_Y) in;  // the app's workgroup (apps/base.py)
 
 #include "generated/push_sdf2d.glsl"
 
